@@ -1,0 +1,306 @@
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Min, Q
+from django.forms import formset_factory
+from django.http import HttpRequest, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from config.money import format_won
+
+from . import services
+from .models import Concert, Schedule, Seat, SeatStatus
+from .selectors import seat_free_q
+
+
+class CatalogAdminMixin:
+    """Operator edits reach the public catalog at once: its cache is invalidated on commit."""
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        services.catalog_changed()
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        services.catalog_changed()
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        services.catalog_changed()
+
+    def delete_queryset(self, request, queryset):
+        super().delete_queryset(request, queryset)
+        services.catalog_changed()
+
+
+def _with_seat_counts(queryset):
+    now = timezone.now()
+    return queryset.annotate(
+        total_seats=Count("seats"),
+        available_seats=Count("seats", filter=seat_free_q(now, prefix="seats__")),
+        sold_seats=Count("seats", filter=Q(seats__status=SeatStatus.SOLD)),
+    )
+
+
+def _seat_summary(schedule: Schedule) -> str:
+    if not schedule.pk:
+        return "—"
+    total = getattr(schedule, "total_seats", None)
+    if total is None:
+        return "—"
+    return f"{schedule.available_seats} available · {schedule.sold_seats} sold · {total} total"
+
+
+class ScheduleInline(admin.TabularInline):
+    model = Schedule
+    extra = 1
+    fields = ["starts_at", "ends_at", "seats", "seat_map"]
+    readonly_fields = ["seats", "seat_map"]
+    show_change_link = True
+
+    def get_queryset(self, request):
+        return _with_seat_counts(super().get_queryset(request))
+
+    @admin.display(description="Seats")
+    def seats(self, schedule: Schedule) -> str:
+        return _seat_summary(schedule)
+
+    @admin.display(description="Seat map")
+    def seat_map(self, schedule: Schedule) -> str:
+        if not schedule.pk:
+            return "Save first, then generate the seat map."
+        url = reverse("admin:concerts_schedule_generate_seats", args=[schedule.pk])
+        return format_html('<a href="{}">Generate seats</a>', url)
+
+
+@admin.register(Concert)
+class ConcertAdmin(CatalogAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "title",
+        "artist",
+        "venue",
+        "is_published",
+        "sale_opens_at",
+        "schedule_count",
+        "first_performance_at",
+    ]
+    list_filter = ["is_published", "sale_opens_at"]
+    search_fields = ["title", "artist", "venue"]
+    readonly_fields = ["created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["title", "artist", "venue", "description"]}),
+        ("Sales", {"fields": ["is_published", "sale_opens_at"]}),
+        ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
+    ]
+    inlines = [ScheduleInline]
+    actions = ["publish", "unpublish"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                schedule_count=Count("schedules"), first_performance_at=Min("schedules__starts_at")
+            )
+        )
+
+    @admin.display(description="Dates", ordering="schedule_count")
+    def schedule_count(self, concert: Concert) -> int:
+        return concert.schedule_count
+
+    @admin.display(description="First performance", ordering="first_performance_at")
+    def first_performance_at(self, concert: Concert):
+        return concert.first_performance_at
+
+    @admin.action(description="Publish selected concerts (show them to customers)")
+    def publish(self, request, queryset):
+        count = queryset.update(is_published=True, updated_at=timezone.now())
+        services.catalog_changed()
+        self.message_user(request, f"{count} concert(s) published.", messages.SUCCESS)
+
+    @admin.action(description="Unpublish selected concerts (hide them from customers)")
+    def unpublish(self, request, queryset):
+        count = queryset.update(is_published=False, updated_at=timezone.now())
+        services.catalog_changed()
+        self.message_user(request, f"{count} concert(s) hidden.", messages.SUCCESS)
+
+
+class SeatBlockForm(forms.Form):
+    section = forms.CharField(max_length=20, help_text="e.g. A, FLOOR, 2F-B")
+    grade = forms.CharField(max_length=20, help_text="e.g. VIP, R, S")
+    price = forms.IntegerField(min_value=1, max_value=100_000_000, label="Price (won)")
+    first_row = forms.IntegerField(min_value=1, max_value=999, initial=1)
+    rows = forms.IntegerField(min_value=1, max_value=999)
+    seats_per_row = forms.IntegerField(min_value=1, max_value=999)
+
+    def clean_section(self) -> str:
+        return self.cleaned_data["section"].strip()
+
+    def clean_grade(self) -> str:
+        return self.cleaned_data["grade"].strip()
+
+
+SeatBlockFormSet = formset_factory(
+    SeatBlockForm, extra=3, min_num=1, validate_min=True, max_num=50, validate_max=True
+)
+
+
+class SeatMapOptionsForm(forms.Form):
+    replace = forms.BooleanField(
+        required=False,
+        label="Replace the current seat map",
+        help_text="Delete the schedule's seats first. Refused if any seat is held or sold.",
+    )
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(CatalogAdminMixin, admin.ModelAdmin):
+    list_display = ["__str__", "starts_at", "ends_at", "total", "available", "sold", "seats_link"]
+    list_filter = ["starts_at", "concert__is_published", "concert"]
+    search_fields = ["concert__title", "concert__artist", "concert__venue"]
+    list_select_related = ["concert"]
+    autocomplete_fields = ["concert"]
+    readonly_fields = ["seats_overview", "created_at", "updated_at"]
+    fields = ["concert", "starts_at", "ends_at", "seats_overview", "created_at", "updated_at"]
+    date_hierarchy = "starts_at"
+    actions = ["generate_seat_map"]
+    change_form_template = "admin/concerts/schedule/change_form.html"
+
+    def get_queryset(self, request):
+        return _with_seat_counts(super().get_queryset(request))
+
+    @admin.display(description="Seats", ordering="total_seats")
+    def total(self, schedule: Schedule) -> int:
+        return schedule.total_seats
+
+    @admin.display(description="Available", ordering="available_seats")
+    def available(self, schedule: Schedule) -> int:
+        return schedule.available_seats
+
+    @admin.display(description="Sold", ordering="sold_seats")
+    def sold(self, schedule: Schedule) -> int:
+        return schedule.sold_seats
+
+    @admin.display(description="Seat map")
+    def seats_link(self, schedule: Schedule) -> str:
+        seats_url = reverse("admin:concerts_seat_changelist") + f"?schedule__id__exact={schedule.pk}"
+        generate_url = reverse("admin:concerts_schedule_generate_seats", args=[schedule.pk])
+        return format_html('<a href="{}">Seats</a> · <a href="{}">Generate</a>', seats_url, generate_url)
+
+    @admin.display(description="Seats")
+    def seats_overview(self, schedule: Schedule) -> str:
+        return _seat_summary(schedule)
+
+    @admin.action(description="Generate a seat map for the selected schedules")
+    def generate_seat_map(self, request, queryset):
+        ids = ",".join(str(pk) for pk in queryset.order_by("pk").values_list("pk", flat=True))
+        return HttpResponseRedirect(
+            reverse("admin:concerts_schedule_generate_seats_many") + f"?ids={ids}"
+        )
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<int:schedule_id>/generate-seats/",
+                view(self.generate_seats_view),
+                name="concerts_schedule_generate_seats",
+            ),
+            path(
+                "generate-seats/",
+                view(self.generate_seats_view),
+                name="concerts_schedule_generate_seats_many",
+            ),
+            *super().get_urls(),
+        ]
+
+    def generate_seats_view(self, request: HttpRequest, schedule_id: int | None = None):
+        """One form for the whole seat map: blocks of sections x rows x seats, a price per grade."""
+        if not (self.has_change_permission(request) and request.user.has_perm("concerts.add_seat")):
+            raise PermissionDenied
+        if schedule_id is not None:
+            ids = [schedule_id]
+        else:
+            raw = request.GET.get("ids", "")
+            ids = [int(part) for part in raw.split(",") if part.strip().isdigit()]
+        schedules = list(self.get_queryset(request).filter(pk__in=ids).select_related("concert"))
+        if not schedules:
+            self.message_user(request, "No schedule selected.", messages.WARNING)
+            return HttpResponseRedirect(reverse("admin:concerts_schedule_changelist"))
+
+        if request.method == "POST":
+            formset = SeatBlockFormSet(request.POST, prefix="blocks")
+            options = SeatMapOptionsForm(request.POST)
+            if formset.is_valid() and options.is_valid():
+                blocks = [
+                    services.SeatBlock(**form.cleaned_data)
+                    for form in formset
+                    if form.cleaned_data and not form.cleaned_data.get("DELETE")
+                ]
+                try:
+                    created = services.seat_map_generate(
+                        schedule_ids=[schedule.pk for schedule in schedules],
+                        blocks=blocks,
+                        replace=options.cleaned_data["replace"],
+                    )
+                except services.SeatMapInvalid as error:
+                    messages.error(request, error.message)
+                else:
+                    self.message_user(
+                        request,
+                        f"Created {created} seats for {len(schedules)} schedule(s).",
+                        messages.SUCCESS,
+                    )
+                    if len(schedules) == 1:
+                        return HttpResponseRedirect(
+                            reverse("admin:concerts_schedule_change", args=[schedules[0].pk])
+                        )
+                    return HttpResponseRedirect(reverse("admin:concerts_schedule_changelist"))
+        else:
+            formset = SeatBlockFormSet(prefix="blocks")
+            options = SeatMapOptionsForm()
+
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Generate seat map",
+            "schedules": schedules,
+            "formset": formset,
+            "options": options,
+        }
+        return render(request, "admin/concerts/schedule/generate_seats.html", context)
+
+
+@admin.register(Seat)
+class SeatAdmin(CatalogAdminMixin, admin.ModelAdmin):
+    list_display = ["seat", "schedule", "grade", "price_won", "status", "hold_expires_at"]
+    list_filter = ["status", "grade", "schedule__concert"]
+    search_fields = ["section", "grade", "schedule__concert__title"]
+    list_select_related = ["schedule__concert"]
+    list_per_page = 100
+    show_full_result_count = False  # counting a big seat table on every page costs a scan
+    raw_id_fields = ["schedule"]
+    readonly_fields = ["status", "hold_expires_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Sold or held seats belong to customers: only the status flow (holds, payment,
+        # refunds) may change them, never a hand edit.
+        if obj is not None and obj.status != SeatStatus.AVAILABLE:
+            return [f.name for f in Seat._meta.fields]
+        return self.readonly_fields
+
+    @admin.display(description="Seat", ordering="section")
+    def seat(self, seat: Seat) -> str:
+        return f"{seat.section} · row {seat.row} · {seat.number}"
+
+    @admin.display(description="Price", ordering="price")
+    def price_won(self, seat: Seat) -> str:
+        return format_won(seat.price)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.status != SeatStatus.AVAILABLE:
+            return False
+        return super().has_delete_permission(request, obj)

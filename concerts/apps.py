@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ConcertsConfig(AppConfig):
+    name = "concerts"
+    verbose_name = "Catalog"

@@ -1,0 +1,92 @@
+from django.db import models
+from django.db.models import F, Q
+
+
+class Concert(models.Model):
+    title = models.CharField(max_length=200)
+    artist = models.CharField(max_length=200)
+    venue = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    is_published = models.BooleanField(
+        default=False, help_text="Only published concerts are shown to customers."
+    )
+    sale_opens_at = models.DateTimeField(
+        null=True, blank=True, help_text="When tickets go on sale. Empty: not announced yet."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["is_published", "id"])]
+
+    def __str__(self) -> str:
+        return f"{self.artist} — {self.title}" if self.artist else self.title
+
+
+class Schedule(models.Model):
+    """One performance of a concert: a date and time with its own seat map."""
+
+    concert = models.ForeignKey(Concert, on_delete=models.CASCADE, related_name="schedules")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+        indexes = [models.Index(fields=["concert", "starts_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=F("starts_at")), name="schedule_ends_after_start"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.concert} @ {self.starts_at:%Y-%m-%d %H:%M %Z}"
+
+
+class SeatStatus(models.TextChoices):
+    AVAILABLE = "available", "Available"
+    HELD = "held", "Held"
+    SOLD = "sold", "Sold"
+
+
+class Seat(models.Model):
+    """A seat of one performance. Price is in won (KRW), an integer: money is never a float."""
+
+    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="seats")
+    section = models.CharField(max_length=20)
+    row = models.PositiveSmallIntegerField()
+    number = models.PositiveSmallIntegerField()
+    grade = models.CharField(max_length=20, help_text="Price class, e.g. VIP, R, S.")
+    price = models.PositiveIntegerField(help_text="Won (KRW).")
+    status = models.CharField(
+        max_length=10, choices=SeatStatus.choices, default=SeatStatus.AVAILABLE
+    )
+    # Set while held. A hold past this instant counts as free everywhere, before any sweep runs.
+    hold_expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["section", "row", "number"]
+        indexes = [models.Index(fields=["schedule", "status"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["schedule", "section", "row", "number"], name="seat_unique_per_schedule"
+            ),
+            models.CheckConstraint(condition=Q(price__gt=0), name="seat_price_positive"),
+            models.CheckConstraint(
+                condition=Q(row__gt=0) & Q(number__gt=0), name="seat_row_and_number_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=SeatStatus.values), name="seat_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status=SeatStatus.HELD, hold_expires_at__isnull=False)
+                | (~Q(status=SeatStatus.HELD) & Q(hold_expires_at__isnull=True)),
+                name="seat_hold_expiry_iff_held",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.section}-{self.row}-{self.number}"

@@ -1,0 +1,94 @@
+from datetime import datetime
+
+from django.db.models import Count, F, Max, Min, Q, QuerySet
+from django.utils import timezone
+
+from config.errors import NotFound
+
+from .models import Concert, Schedule, Seat, SeatStatus
+
+
+def seat_free_q(now: datetime, prefix: str = "") -> Q:
+    """Seats free to hold at `now`: available, or held by a hold that has expired.
+
+    Lazy expiry: an expired hold is free everywhere at once, whether or not the sweep has
+    tidied it up yet. `prefix` reaches the seat through a relation (e.g. "seats__").
+    """
+    return Q(**{f"{prefix}status": SeatStatus.AVAILABLE}) | Q(
+        **{f"{prefix}status": SeatStatus.HELD, f"{prefix}hold_expires_at__lte": now}
+    )
+
+
+def seat_effective_status(status: str, hold_expires_at: datetime | None, now: datetime) -> str:
+    if status == SeatStatus.HELD and hold_expires_at is not None and hold_expires_at <= now:
+        return SeatStatus.AVAILABLE
+    return status
+
+
+def concert_list() -> QuerySet[Concert]:
+    """Published concerts, the next performance first; concerts with no dates yet last."""
+    return (
+        Concert.objects.filter(is_published=True)
+        .annotate(
+            first_performance_at=Min("schedules__starts_at"),
+            last_performance_at=Max("schedules__starts_at"),
+            schedule_count=Count("schedules"),
+        )
+        .order_by(F("first_performance_at").asc(nulls_last=True), "id")
+    )
+
+
+def concert_get(*, concert_id: int) -> Concert:
+    concert = concert_list().filter(id=concert_id).first()
+    if concert is None:
+        raise NotFound("Concert not found.")
+    return concert
+
+
+def schedule_list_with_seat_counts(*, concert_id: int) -> QuerySet[Schedule]:
+    """The dates of a published concert, each with total/available seats and price range."""
+    if not Concert.objects.filter(id=concert_id, is_published=True).exists():
+        raise NotFound("Concert not found.")
+    now = timezone.now()
+    return (
+        Schedule.objects.filter(concert_id=concert_id)
+        .annotate(
+            total_seats=Count("seats"),
+            available_seats=Count("seats", filter=seat_free_q(now, prefix="seats__")),
+            min_price=Min("seats__price"),
+            max_price=Max("seats__price"),
+        )
+        .order_by("starts_at", "id")
+    )
+
+
+def seat_map_for_schedule(*, schedule_id: int) -> tuple[Schedule, list[dict]]:
+    """A schedule and all its seats as plain dicts, each with its status as of now.
+
+    Built from values() rather than model instances and serializers: a seat map has up to
+    thousands of seats and is read by every buyer in the queue.
+    """
+    schedule = (
+        Schedule.objects.select_related("concert")
+        .filter(id=schedule_id, concert__is_published=True)
+        .first()
+    )
+    if schedule is None:
+        raise NotFound("Schedule not found.")
+    now = timezone.now()
+    rows = Seat.objects.filter(schedule_id=schedule_id).values_list(
+        "id", "section", "row", "number", "grade", "price", "status", "hold_expires_at"
+    )
+    seats = [
+        {
+            "id": seat_id,
+            "section": section,
+            "row": row,
+            "number": number,
+            "grade": grade,
+            "price": price,
+            "status": seat_effective_status(status, hold_expires_at, now),
+        }
+        for seat_id, section, row, number, grade, price, status, hold_expires_at in rows
+    ]
+    return schedule, seats

@@ -1,0 +1,140 @@
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from rest_framework import status
+
+from config.errors import DomainError
+
+from .cache import catalog_invalidate
+from .models import Schedule, Seat, SeatStatus
+
+MAX_SEATS_PER_SCHEDULE = 20_000
+SEAT_INSERT_BATCH = 1_000
+
+
+class SeatMapInvalid(DomainError):
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = "seat_map_invalid"
+    message = "The seat map cannot be generated."
+
+
+@dataclass(frozen=True)
+class SeatBlock:
+    """A rectangle of seats: `rows` rows of `seats_per_row` seats in one section, one grade."""
+
+    section: str
+    grade: str
+    price: int
+    rows: int
+    seats_per_row: int
+    first_row: int = 1
+
+    def positions(self) -> list[tuple[str, int, int]]:
+        """(section, row, number) of every seat in the block."""
+        return [
+            (self.section, row, number)
+            for row in range(self.first_row, self.first_row + self.rows)
+            for number in range(1, self.seats_per_row + 1)
+        ]
+
+    def seats(self, schedule_id: int) -> list[Seat]:
+        return [
+            Seat(
+                schedule_id=schedule_id,
+                section=section,
+                row=row,
+                number=number,
+                grade=self.grade,
+                price=self.price,
+            )
+            for section, row, number in self.positions()
+        ]
+
+
+def catalog_changed() -> None:
+    """Call inside the transaction that changed the catalog: invalidates once it commits.
+
+    After commit, so a reader can never cache the old rows under the new version.
+    """
+    transaction.on_commit(catalog_invalidate)
+
+
+def _check_blocks(blocks: Sequence[SeatBlock]) -> None:
+    if not blocks:
+        raise SeatMapInvalid("Give at least one block of seats.")
+    price_of_grade: dict[str, int] = {}
+    for block in blocks:
+        if not block.section.strip() or not block.grade.strip():
+            raise SeatMapInvalid("Every block needs a section and a grade.")
+        if min(block.rows, block.seats_per_row, block.first_row, block.price) < 1:
+            raise SeatMapInvalid("Rows, seats per row, first row and price must be positive.")
+        known = price_of_grade.setdefault(block.grade, block.price)
+        if known != block.price:
+            raise SeatMapInvalid(
+                f"Grade {block.grade} has two prices ({known} and {block.price} won); "
+                "a grade has one price.",
+                details={"grade": block.grade},
+            )
+    total = sum(block.rows * block.seats_per_row for block in blocks)
+    if total > MAX_SEATS_PER_SCHEDULE:
+        raise SeatMapInvalid(
+            f"{total} seats is more than the {MAX_SEATS_PER_SCHEDULE} a schedule may have."
+        )
+
+
+def seat_map_generate(
+    *, schedule_ids: Sequence[int], blocks: Sequence[SeatBlock], replace: bool = False
+) -> int:
+    """Give each schedule the seats described by `blocks`, all or none. Returns seats created.
+
+    Without `replace` the new seats are added to each existing map and must not overlap it.
+    With `replace` the existing seats are deleted first, which is refused once any seat of
+    the schedule is held or sold: those belong to customers.
+    """
+    _check_blocks(blocks)
+    positions = [position for block in blocks for position in block.positions()]
+    if len(set(positions)) != len(positions):
+        raise SeatMapInvalid("Blocks overlap: the same section has the same row twice.")
+    if not schedule_ids:
+        raise SeatMapInvalid("Choose at least one schedule.")
+
+    created = 0
+    with transaction.atomic():
+        # Lock the schedule rows in id order: generators of the same schedules serialise
+        # instead of deadlocking. Holds never lock schedule rows, so sales are not blocked.
+        schedules = list(
+            Schedule.objects.select_for_update().filter(id__in=schedule_ids).order_by("id")
+        )
+        if len(schedules) != len(set(schedule_ids)):
+            raise SeatMapInvalid("Schedule not found.")
+        for schedule in schedules:
+            created += _seat_map_generate_one(schedule, blocks, replace=replace)
+        catalog_changed()
+    return created
+
+
+def _seat_map_generate_one(
+    schedule: Schedule, blocks: Sequence[SeatBlock], *, replace: bool
+) -> int:
+    seats = [seat for block in blocks for seat in block.seats(schedule.id)]
+    existing = Seat.objects.filter(schedule=schedule)
+    if replace:
+        if existing.exclude(status=SeatStatus.AVAILABLE).exists():
+            raise SeatMapInvalid(
+                f"{schedule}: seats are held or sold, so the map cannot be replaced."
+            )
+        existing.delete()
+    elif existing.count() + len(seats) > MAX_SEATS_PER_SCHEDULE:
+        raise SeatMapInvalid(
+            f"{schedule}: a schedule may have at most {MAX_SEATS_PER_SCHEDULE} seats."
+        )
+    try:
+        with transaction.atomic():
+            Seat.objects.bulk_create(seats, batch_size=SEAT_INSERT_BATCH)
+    except IntegrityError:
+        raise SeatMapInvalid(
+            f"{schedule}: some of these seats already exist (same section, row and number). "
+            "Use other sections or rows, or replace the map."
+        ) from None
+    return len(seats)

@@ -1,0 +1,19 @@
+"""gunicorn settings shared by bin/run and the production image.
+
+Sync workers, one per core plus one by default: the API is short requests to MySQL and Redis,
+and sync workers keep each request's transaction on its own connection. Tune with
+WEB_CONCURRENCY (processes) and WEB_THREADS (threads per process).
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("BIND", "0.0.0.0:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() + 1))
+threads = int(os.environ.get("WEB_THREADS", 1))
+timeout = int(os.environ.get("WEB_TIMEOUT", 30))
+graceful_timeout = 10
+keepalive = 5
+accesslog = os.environ.get("ACCESS_LOG", "-") or None  # ACCESS_LOG= (empty) turns it off
+max_requests = 5000  # recycle workers now and then; jitter so they do not restart together
+max_requests_jitter = 500

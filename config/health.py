@@ -1,0 +1,45 @@
+import logging
+
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.http import require_GET
+from django_redis import get_redis_connection
+
+from .errors import RETRY_AFTER_SECONDS_ON_OUTAGE, error_body
+
+logger = logging.getLogger(__name__)
+
+
+def _database_ok() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            return cursor.fetchone() == (1,)
+    except Exception:  # any failure means "not reachable" to a load balancer
+        logger.exception("Health check: database unreachable")
+        return False
+
+
+def _redis_ok() -> bool:
+    try:
+        return bool(get_redis_connection("default").ping())
+    except Exception:
+        logger.exception("Health check: Redis unreachable")
+        return False
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """200 when the database and Redis both answer, else 503 naming the one that did not."""
+    checks = {
+        "database": "ok" if _database_ok() else "unreachable",
+        "redis": "ok" if _redis_ok() else "unreachable",
+    }
+    if all(state == "ok" for state in checks.values()):
+        return JsonResponse({"status": "ok", "checks": checks})
+    down = ", ".join(name for name, state in checks.items() if state != "ok")
+    response = JsonResponse(
+        error_body("service_unavailable", f"Unreachable: {down}.", checks), status=503
+    )
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS_ON_OUTAGE)
+    return response

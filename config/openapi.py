@@ -1,0 +1,66 @@
+"""Documenting the error shape: one component, and examples drawn from one catalog of codes."""
+
+from collections import defaultdict
+
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, inline_serializer
+from rest_framework import serializers
+
+from .errors import error_body
+
+ErrorSerializer = inline_serializer(
+    name="Error",
+    fields={
+        "error": inline_serializer(
+            name="ErrorBody",
+            fields={
+                "code": serializers.CharField(help_text="Stable, machine-readable reason."),
+                "message": serializers.CharField(help_text="For people; may change."),
+                "details": serializers.DictField(help_text="Per-field errors or context."),
+            },
+        )
+    },
+)
+
+# code -> (status, example message, example details)
+ERROR_CATALOG: dict[str, tuple[int, str, dict]] = {
+    "validation_error": (
+        400,
+        "The request has invalid fields; see details.",
+        {"field_name": ["This field is required."]},
+    ),
+    "malformed_request": (400, "JSON parse error - Expecting value: line 1 column 1 (char 0)", {}),
+    "invalid_credentials": (400, "Email or password is wrong.", {}),
+    "not_authenticated": (401, "Authentication credentials were not provided.", {}),
+    "not_found": (404, "Not found.", {}),
+    "throttled": (
+        429,
+        "Request was throttled. Expected available in 12 seconds.",
+        {"retry_after_seconds": 12},
+    ),
+    "service_unavailable": (
+        503,
+        "A service this request needs is unavailable. Please retry shortly.",
+        {},
+    ),
+}
+
+
+def error_responses(*codes: str) -> dict[int, OpenApiResponse]:
+    """`responses=` entries for the given error codes, grouped by HTTP status."""
+    by_status: dict[int, list[str]] = defaultdict(list)
+    for code in codes:
+        by_status[ERROR_CATALOG[code][0]].append(code)
+    responses = {}
+    for status_code, status_codes in by_status.items():
+        examples = []
+        for code in status_codes:
+            _, message, details = ERROR_CATALOG[code]
+            examples.append(
+                OpenApiExample(code, value=error_body(code, message, details), response_only=True)
+            )
+        responses[status_code] = OpenApiResponse(
+            response=ErrorSerializer,
+            description=", ".join(f"`{code}`" for code in status_codes),
+            examples=examples,
+        )
+    return responses

@@ -1,0 +1,38 @@
+from django.core.paginator import InvalidPage
+from rest_framework import pagination, serializers
+from rest_framework.exceptions import NotFound, ValidationError
+
+MAX_PAGE_SIZE = 100
+
+
+class PageQuerySerializer(serializers.Serializer):
+    page = serializers.IntegerField(min_value=1, required=False, default=1)
+    page_size = serializers.IntegerField(min_value=1, max_value=MAX_PAGE_SIZE, required=False)
+
+
+class PageNumberPagination(pagination.PageNumberPagination):
+    """DRF's page-number pagination, but a bad `page` or `page_size` is a 400, not a guess.
+
+    DRF silently clamps a huge page_size and ignores a malformed one; integrators are better
+    served by an error that says what the limits are.
+    """
+
+    page_size_query_param = "page_size"
+    max_page_size = MAX_PAGE_SIZE
+
+    def page_params(self, request) -> tuple[int, int]:
+        """(page number, page size) from the query string, validated."""
+        query = PageQuerySerializer(data=request.query_params)
+        if not query.is_valid():
+            raise ValidationError(query.errors)
+        return query.validated_data["page"], query.validated_data.get("page_size") or self.page_size
+
+    def paginate_queryset(self, queryset, request, view=None):
+        page_number, page_size = self.page_params(request)
+        self.request = request
+        paginator = self.django_paginator_class(queryset, page_size)
+        try:
+            self.page = paginator.page(page_number)
+        except InvalidPage:
+            raise NotFound(f"Page {page_number} does not exist.") from None
+        return list(self.page)

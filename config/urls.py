@@ -1,0 +1,27 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from .health import healthz
+
+admin.site.site_header = "Concert reservations — operations"
+admin.site.site_title = "Concert operations"
+admin.site.index_title = "Concerts, schedules, sales"
+
+api_v1 = [
+    path("", include("accounts.urls")),
+    path("", include("concerts.urls")),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "config.errors.json_bad_request"
+handler404 = "config.errors.json_page_not_found"
+handler500 = "config.errors.json_server_error"

@@ -1,0 +1,86 @@
+import uuid
+
+import pytest
+from django.conf import settings
+from django.test import override_settings
+from rest_framework.test import APIClient
+
+from tests.accounts.factories import UserFactory
+
+RUN_PREFIX = f"test-{uuid.uuid4().hex[:8]}"
+
+
+def pytest_sessionstart(session):
+    """Fail at once, saying how to start them, when MariaDB or Redis is not there."""
+    import MySQLdb
+    import redis
+
+    database = settings.DATABASES["default"]
+    problems = []
+    if database["ENGINE"] == "django.db.backends.mysql":
+        try:
+            MySQLdb.connect(
+                host=database["HOST"] or "127.0.0.1",
+                port=int(database["PORT"] or 3306),
+                user=database["USER"],
+                password=database["PASSWORD"] or "",
+                connect_timeout=3,
+            ).close()
+        except MySQLdb.Error as error:
+            problems.append(
+                f"MariaDB at {database['HOST']}:{database['PORT']} is unreachable ({error}).\n"
+                "  Start it: start-stop-daemon --start --oknodo --background "
+                "--exec /usr/sbin/mariadbd\n  or point TEST_DATABASE_URL at a MySQL/MariaDB."
+            )
+    try:
+        redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.RedisError as error:
+        problems.append(
+            f"Redis at {settings.REDIS_URL} is unreachable ({error}).\n"
+            '  Start it: redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" '
+            "--appendonly no\n  or point TEST_REDIS_URL at a Redis."
+        )
+    if problems:
+        pytest.exit("\n".join(problems), returncode=2)
+
+
+def pytest_sessionfinish(session):
+    """Delete every Redis key this run wrote, and nothing else."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3)
+        for key in client.scan_iter(match=f"{RUN_PREFIX}*", count=1000):
+            client.delete(key)
+    except redis.RedisError:
+        pass
+
+
+@pytest.fixture(autouse=True)
+def isolated_redis():
+    """Each test gets its own Redis key prefix: no test sees another's cache or queue keys,
+    and nobody else's keys are ever flushed."""
+    prefix = f"{RUN_PREFIX}-{uuid.uuid4().hex[:8]}"
+    caches = {name: {**config, "KEY_PREFIX": prefix} for name, config in settings.CACHES.items()}
+    with override_settings(CACHES=caches, REDIS_KEY_PREFIX=prefix):
+        yield prefix
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def customer(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def customer_client(customer) -> APIClient:
+    from rest_framework.authtoken.models import Token
+
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=customer)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token.key}")
+    return client
