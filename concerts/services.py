@@ -79,7 +79,7 @@ def _check_blocks(blocks: Sequence[SeatBlock]) -> None:
     total = sum(block.rows * block.seats_per_row for block in blocks)
     if total > MAX_SEATS_PER_SCHEDULE:
         raise SeatMapInvalid(
-            f"{total} seats is more than the {MAX_SEATS_PER_SCHEDULE} a schedule may have."
+            f"{total} seats: a schedule may have at most {MAX_SEATS_PER_SCHEDULE}."
         )
 
 

@@ -1,0 +1,168 @@
+import re
+
+import pytest
+from django.test import Client
+
+from concerts.models import Concert, Schedule, Seat
+from tests.accounts.factories import OperatorFactory
+from tests.concerts.factories import ScheduleFactory, SeatFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def operator_client() -> Client:
+    client = Client()
+    client.force_login(OperatorFactory())
+    return client
+
+
+def test_operator_creates_a_concert_generates_seats_and_customers_see_them(
+    operator_client, api_client, customer_client, django_capture_on_commit_callbacks
+):
+    assert api_client.get("/api/v1/concerts").json()["count"] == 0  # warms the cache
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = operator_client.post(
+            "/admin/concerts/concert/add/",
+            {
+                "title": "First Light",
+                "artist": "Haneul",
+                "venue": "Olympic Hall",
+                "description": "",
+                "is_published": "on",
+                "sale_opens_at_0": "2026-12-01",
+                "sale_opens_at_1": "20:00:00",
+                "schedules-TOTAL_FORMS": "1",
+                "schedules-INITIAL_FORMS": "0",
+                "schedules-MIN_NUM_FORMS": "0",
+                "schedules-MAX_NUM_FORMS": "1000",
+                "schedules-0-starts_at_0": "2026-12-24",
+                "schedules-0-starts_at_1": "19:00:00",
+                "schedules-0-ends_at_0": "2026-12-24",
+                "schedules-0-ends_at_1": "21:30:00",
+            },
+        )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    concert = Concert.objects.get(title="First Light")
+    schedule = concert.schedules.get()
+
+    generate_url = f"/admin/concerts/schedule/{schedule.id}/generate-seats/"
+    assert operator_client.get(generate_url).status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        response = operator_client.post(
+            generate_url,
+            {
+                "blocks-TOTAL_FORMS": "3",
+                "blocks-INITIAL_FORMS": "0",
+                "blocks-MIN_NUM_FORMS": "1",
+                "blocks-MAX_NUM_FORMS": "50",
+                "blocks-0-section": "A",
+                "blocks-0-grade": "VIP",
+                "blocks-0-price": "165000",
+                "blocks-0-first_row": "1",
+                "blocks-0-rows": "5",
+                "blocks-0-seats_per_row": "10",
+                "blocks-1-first_row": "1",  # untouched extra lines are ignored
+                "blocks-2-first_row": "1",
+            },
+        )
+    assert response.status_code == 302
+    assert Seat.objects.filter(schedule=schedule).count() == 50
+
+    listed = api_client.get("/api/v1/concerts").json()
+    assert [c["title"] for c in listed["results"]] == ["First Light"]
+    dates = api_client.get(f"/api/v1/concerts/{concert.id}/schedules").json()["results"]
+    assert (dates[0]["total_seats"], dates[0]["available_seats"]) == (50, 50)
+    seat_map = customer_client.get(f"/api/v1/schedules/{schedule.id}/seats").json()
+    assert len(seat_map["seats"]) == 50
+    assert {seat["price"] for seat in seat_map["seats"]} == {165_000}
+
+
+def test_generate_form_shows_service_errors_and_writes_nothing(operator_client):
+    schedule = ScheduleFactory()
+    SeatFactory(schedule=schedule, section="A", row=1, number=1)
+
+    response = operator_client.post(
+        f"/admin/concerts/schedule/{schedule.id}/generate-seats/",
+        {
+            "blocks-TOTAL_FORMS": "1",
+            "blocks-INITIAL_FORMS": "0",
+            "blocks-MIN_NUM_FORMS": "1",
+            "blocks-MAX_NUM_FORMS": "50",
+            "blocks-0-section": "A",
+            "blocks-0-grade": "R",
+            "blocks-0-price": "1000",
+            "blocks-0-first_row": "1",
+            "blocks-0-rows": "1",
+            "blocks-0-seats_per_row": "3",
+        },
+    )
+
+    assert response.status_code == 200
+    assert "already exist" in response.content.decode()
+    assert schedule.seats.count() == 1
+
+
+def test_generate_action_applies_one_map_to_several_schedules(operator_client):
+    schedules = ScheduleFactory.create_batch(2)
+
+    response = operator_client.post(
+        "/admin/concerts/schedule/",
+        {"action": "generate_seat_map", "_selected_action": [s.id for s in schedules]},
+    )
+    assert response.status_code == 302
+    target = response["Location"]
+    assert re.search(r"generate-seats/\?ids=\d+,\d+$", target)
+
+    operator_client.post(
+        target,
+        {
+            "blocks-TOTAL_FORMS": "1",
+            "blocks-INITIAL_FORMS": "0",
+            "blocks-MIN_NUM_FORMS": "1",
+            "blocks-MAX_NUM_FORMS": "50",
+            "blocks-0-section": "B",
+            "blocks-0-grade": "S",
+            "blocks-0-price": "99000",
+            "blocks-0-first_row": "1",
+            "blocks-0-rows": "2",
+            "blocks-0-seats_per_row": "4",
+        },
+    )
+    assert [Schedule.objects.get(id=s.id).seats.count() for s in schedules] == [8, 8]
+
+
+def test_customers_cannot_reach_the_admin(client):
+    from tests.accounts.factories import UserFactory
+
+    client.force_login(UserFactory())
+
+    response = client.get("/admin/concerts/concert/")
+
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/",
+        "/admin/concerts/concert/",
+        "/admin/concerts/concert/add/",
+        "/admin/concerts/schedule/",
+        "/admin/concerts/seat/",
+        "/admin/accounts/user/",
+        "/admin/accounts/user/add/",
+    ],
+)
+def test_operator_screens_render(operator_client, path):
+    seat = SeatFactory()
+
+    assert operator_client.get(path).status_code == 200
+    assert operator_client.get(f"/admin/concerts/concert/{seat.schedule.concert_id}/change/").status_code == 200
+    assert operator_client.get(f"/admin/concerts/schedule/{seat.schedule_id}/change/").status_code == 200
+    assert operator_client.get(f"/admin/concerts/seat/{seat.id}/change/").status_code == 200
+    seats = operator_client.get(f"/admin/concerts/seat/?schedule__id__exact={seat.schedule_id}")
+    assert seats.status_code == 200
+    assert "₩110,000" in seats.content.decode()
