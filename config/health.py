@@ -43,3 +43,20 @@ def healthz(request: HttpRequest) -> JsonResponse:
     )
     response["Retry-After"] = str(RETRY_AFTER_SECONDS_ON_OUTAGE)
     return response
+
+
+class HealthCheckMiddleware:
+    """Answers /healthz before any other middleware.
+
+    Load balancers and container health checks call it by IP address, which ALLOWED_HOSTS
+    would reject (CommonMiddleware validates the Host header); the answer reveals nothing
+    that needs that protection.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest):
+        if request.path == "/healthz":
+            return healthz(request)
+        return self.get_response(request)

@@ -18,7 +18,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
-    path("healthz", healthz, name="healthz"),
+    path("healthz", healthz, name="healthz"),  # answered by HealthCheckMiddleware first
     path("admin/", admin.site.urls),
 ]
 

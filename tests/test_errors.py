@@ -47,6 +47,14 @@ def test_healthz_reports_each_dependency(client):
 
 
 @pytest.mark.django_db
+def test_healthz_answers_probes_by_ip_address_whatever_allowed_hosts_says(client, settings):
+    settings.ALLOWED_HOSTS = ["tickets.example.com"]
+
+    assert client.get("/healthz", HTTP_HOST="10.0.3.7:8000").status_code == 200
+    assert client.get("/api/v1/concerts", HTTP_HOST="10.0.3.7:8000").status_code == 400
+
+
+@pytest.mark.django_db
 def test_healthz_is_503_naming_redis_when_redis_is_down(client, settings):
     with override_settings(CACHES=dead_redis_caches(settings)):
         response = client.get("/healthz")

@@ -1,0 +1,113 @@
+"""Bad input on every endpoint of the schema gets the error shape with a 4xx, never a 500.
+
+Driven by the OpenAPI schema, so an endpoint added later is swept without editing this file.
+"""
+
+import io
+
+import pytest
+import yaml
+from django.core.management import call_command
+
+from tests.concerts.factories import SeatFactory
+
+METHODS = ["get", "post", "put", "patch", "delete"]
+
+
+def schema_operations() -> dict[str, set[str]]:
+    out = io.StringIO()
+    call_command("spectacular", stdout=out)
+    paths = yaml.safe_load(out.getvalue())["paths"]
+    return {path: {m for m in item if m in METHODS} for path, item in paths.items()}
+
+
+OPERATIONS = schema_operations()
+
+
+def concrete(path: str, existing_id: int) -> str:
+    for name in ("{concert_id}", "{schedule_id}", "{id}"):
+        path = path.replace(name, str(existing_id))
+    return path
+
+
+def assert_error_shape(response, status: int | None = None):
+    assert 400 <= response.status_code < 500, (response.status_code, response.content[:300])
+    if status is not None:
+        assert response.status_code == status, response.content[:300]
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert isinstance(body["error"]["code"], str) and body["error"]["code"]
+    assert isinstance(body["error"]["details"], dict)
+    return body["error"]
+
+
+@pytest.fixture
+def seat(db):
+    seat = SeatFactory()
+    # One id that is both a concert and a schedule, so every path template resolves.
+    assert seat.schedule.concert_id and seat.schedule_id
+    return seat
+
+
+@pytest.mark.parametrize(
+    "path, method",
+    [(path, m) for path, allowed in OPERATIONS.items() for m in METHODS if m not in allowed],
+)
+def test_methods_an_endpoint_does_not_have_are_405s(customer_client, seat, path, method):
+    url = concrete(path, seat.schedule.concert_id)
+
+    response = getattr(customer_client, method)(url, {}, format="json")
+
+    if response.status_code != 404:  # e.g. the id is not a schedule: also an error shape
+        assert_error_shape(response, 405)
+
+
+POST_PATHS = [path for path, allowed in OPERATIONS.items() if "post" in allowed]
+
+
+@pytest.mark.parametrize("path", POST_PATHS)
+@pytest.mark.parametrize(
+    "body, content_type, status",
+    [
+        ('{"email": ', "application/json", 400),
+        ("[1, 2, 3]", "application/json", 400),
+        ('"just a string"', "application/json", 400),
+        ("null", "application/json", 400),
+        ('{"email": {"nested": true}, "password": [1]}', "application/json", 400),
+        ("email=a@b.c", "application/x-www-form-urlencoded", 415),
+        ("<xml/>", "text/xml", 415),
+        ("\xff\xfe", "application/json", 400),
+    ],
+)
+def test_malformed_bodies_are_4xx_with_the_error_shape(
+    customer_client, seat, path, body, content_type, status
+):
+    url = concrete(path, seat.schedule.concert_id)
+
+    response = customer_client.generic("POST", url, body, content_type=content_type)
+
+    assert_error_shape(response, status)
+
+
+GET_PATHS_WITH_IDS = [path for path, allowed in OPERATIONS.items() if "get" in allowed and "{" in path]
+
+
+@pytest.mark.parametrize("path", GET_PATHS_WITH_IDS)
+@pytest.mark.parametrize("bad_id", ["0", "987654321", "99999999999999999999999", "-1", "x"])
+def test_unknown_ids_are_404s_with_the_error_shape(customer_client, path, bad_id, db):
+    url = path.split("{")[0] + bad_id + path.split("}")[1]
+
+    response = customer_client.get(url)
+
+    assert_error_shape(response, 404)
+
+
+def test_a_huge_json_body_is_refused_cleanly(customer_client, db):
+    body = '{"email": "a@example.com", "password": "' + "x" * 3_000_000 + '"}'
+
+    response = customer_client.generic(
+        "POST", "/api/v1/accounts/signup", body, content_type="application/json"
+    )
+
+    assert_error_shape(response)
