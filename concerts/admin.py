@@ -158,7 +158,8 @@ class SeatMapOptionsForm(forms.Form):
 
 @admin.register(Schedule)
 class ScheduleAdmin(CatalogAdminMixin, admin.ModelAdmin):
-    list_display = ["__str__", "starts_at", "ends_at", "total", "available", "sold", "seats_link"]
+    list_display = ["concert", "starts_at", "ends_at", "total", "available", "sold", "seats_link"]
+    list_display_links = ["concert", "starts_at"]
     # No date_hierarchy: it truncates dates in SQL with CONVERT_TZ, which needs MySQL's time
     # zone tables (absent on a fresh MariaDB and in the MySQL image). Range filters do not.
     list_filter = ["starts_at", "concert__is_published", "concert"]
@@ -187,9 +188,13 @@ class ScheduleAdmin(CatalogAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Seat map")
     def seats_link(self, schedule: Schedule) -> str:
-        seats_url = reverse("admin:concerts_seat_changelist") + f"?schedule__id__exact={schedule.pk}"
+        seats_url = (
+            reverse("admin:concerts_seat_changelist") + f"?schedule__id__exact={schedule.pk}"
+        )
         generate_url = reverse("admin:concerts_schedule_generate_seats", args=[schedule.pk])
-        return format_html('<a href="{}">Seats</a> · <a href="{}">Generate</a>', seats_url, generate_url)
+        return format_html(
+            '<a href="{}">Seats</a> · <a href="{}">Generate</a>', seats_url, generate_url
+        )
 
     @admin.display(description="Seats")
     def seats_overview(self, schedule: Schedule) -> str:

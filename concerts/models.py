@@ -1,5 +1,6 @@
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 
 
 class Concert(models.Model):
@@ -43,7 +44,9 @@ class Schedule(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.concert} @ {self.starts_at:%Y-%m-%d %H:%M %Z}"
+        if self.starts_at is None:
+            return str(self.concert)
+        return f"{self.concert} @ {timezone.localtime(self.starts_at):%Y-%m-%d %H:%M}"
 
 
 class SeatStatus(models.TextChoices):

@@ -7,6 +7,7 @@ from .health import healthz
 admin.site.site_header = "Concert reservations — operations"
 admin.site.site_title = "Concert operations"
 admin.site.index_title = "Concerts, schedules, sales"
+admin.site.site_url = "/api/docs/"  # "View site": there is no customer web page, only the API
 
 api_v1 = [
     path("", include("accounts.urls")),

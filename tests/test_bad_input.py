@@ -90,7 +90,9 @@ def test_malformed_bodies_are_4xx_with_the_error_shape(
     assert_error_shape(response, status)
 
 
-GET_PATHS_WITH_IDS = [path for path, allowed in OPERATIONS.items() if "get" in allowed and "{" in path]
+GET_PATHS_WITH_IDS = [
+    path for path, allowed in OPERATIONS.items() if "get" in allowed and "{" in path
+]
 
 
 @pytest.mark.parametrize("path", GET_PATHS_WITH_IDS)

@@ -49,7 +49,9 @@ def test_signup_with_a_taken_email_in_other_case_is_a_validation_error(api_clien
 @pytest.mark.parametrize("password", ["short", "12345678901", "password123", "jimin@example.com"])
 def test_signup_rejects_weak_passwords_and_writes_nothing(api_client, password):
     response = api_client.post(
-        "/api/v1/accounts/signup", {"email": "jimin@example.com", "password": password}, format="json"
+        "/api/v1/accounts/signup",
+        {"email": "jimin@example.com", "password": password},
+        format="json",
     )
 
     assert response.status_code == 400

@@ -160,8 +160,16 @@ def test_operator_screens_render(operator_client, path):
     seat = SeatFactory()
 
     assert operator_client.get(path).status_code == 200
-    assert operator_client.get(f"/admin/concerts/concert/{seat.schedule.concert_id}/change/").status_code == 200
-    assert operator_client.get(f"/admin/concerts/schedule/{seat.schedule_id}/change/").status_code == 200
+    assert (
+        operator_client.get(
+            f"/admin/concerts/concert/{seat.schedule.concert_id}/change/"
+        ).status_code
+        == 200
+    )
+    assert (
+        operator_client.get(f"/admin/concerts/schedule/{seat.schedule_id}/change/").status_code
+        == 200
+    )
     assert operator_client.get(f"/admin/concerts/seat/{seat.id}/change/").status_code == 200
     seats = operator_client.get(f"/admin/concerts/seat/?schedule__id__exact={seat.schedule_id}")
     assert seats.status_code == 200

@@ -115,10 +115,16 @@ def test_schedules_count_seats_free_right_now(api_client):
     schedule = ScheduleFactory()
     SeatFactory.create_batch(2, schedule=schedule, price=99_000)
     SeatFactory(schedule=schedule, status=SeatStatus.SOLD, price=165_000)
-    SeatFactory(schedule=schedule, status=SeatStatus.HELD, hold_expires_at=now + timedelta(minutes=5))
+    SeatFactory(
+        schedule=schedule, status=SeatStatus.HELD, hold_expires_at=now + timedelta(minutes=5)
+    )
     # A hold that ran out counts as free at once, before any sweep has tidied it.
-    SeatFactory(schedule=schedule, status=SeatStatus.HELD, hold_expires_at=now - timedelta(seconds=1))
-    empty = ScheduleFactory(concert=schedule.concert, starts_at=schedule.starts_at + timedelta(days=1))
+    SeatFactory(
+        schedule=schedule, status=SeatStatus.HELD, hold_expires_at=now - timedelta(seconds=1)
+    )
+    empty = ScheduleFactory(
+        concert=schedule.concert, starts_at=schedule.starts_at + timedelta(days=1)
+    )
 
     response = api_client.get(f"/api/v1/concerts/{schedule.concert_id}/schedules")
 
@@ -145,12 +151,20 @@ def test_seat_map_shows_each_seats_status_now(customer_client):
     free = SeatFactory(schedule=schedule, section="A", row=1, number=1)
     sold = SeatFactory(schedule=schedule, section="A", row=1, number=2, status=SeatStatus.SOLD)
     held = SeatFactory(
-        schedule=schedule, section="A", row=2, number=1,
-        status=SeatStatus.HELD, hold_expires_at=now + timedelta(minutes=5),
+        schedule=schedule,
+        section="A",
+        row=2,
+        number=1,
+        status=SeatStatus.HELD,
+        hold_expires_at=now + timedelta(minutes=5),
     )
     lapsed = SeatFactory(
-        schedule=schedule, section="B", row=1, number=1,
-        status=SeatStatus.HELD, hold_expires_at=now - timedelta(seconds=1),
+        schedule=schedule,
+        section="B",
+        row=1,
+        number=1,
+        status=SeatStatus.HELD,
+        hold_expires_at=now - timedelta(seconds=1),
     )
 
     response = customer_client.get(f"/api/v1/schedules/{schedule.id}/seats")
@@ -168,8 +182,13 @@ def test_seat_map_shows_each_seats_status_now(customer_client):
     assert [s["id"] for s in body["seats"]] == [free.id, sold.id, held.id, lapsed.id]
     assert (body["available_seats"], body["total_seats"]) == (2, 4)
     assert body["seats"][0] == {
-        "id": free.id, "section": "A", "row": 1, "number": 1,
-        "grade": "R", "price": 110_000, "status": "available",
+        "id": free.id,
+        "section": "A",
+        "row": 1,
+        "number": 1,
+        "grade": "R",
+        "price": 110_000,
+        "status": "available",
     }
 
 

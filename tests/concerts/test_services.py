@@ -20,7 +20,9 @@ def test_generates_sections_rows_and_seats_with_a_price_per_grade():
     created = seat_map_generate(schedule_ids=[schedule.id], blocks=[VIP, R])
 
     assert created == 25
-    seats = list(Seat.objects.filter(schedule=schedule).values_list("row", "number", "grade", "price"))
+    seats = list(
+        Seat.objects.filter(schedule=schedule).values_list("row", "number", "grade", "price")
+    )
     assert len(seats) == 25
     assert seats[0] == (1, 1, "VIP", 165_000)
     assert seats[-1] == (5, 5, "R", 132_000)
@@ -40,8 +42,14 @@ def test_generates_the_same_map_for_several_schedules():
     "blocks, message",
     [
         ([], "at least one block"),
-        ([VIP, SeatBlock(section="B", grade="VIP", price=1, rows=1, seats_per_row=1)], "two prices"),
-        ([VIP, SeatBlock(section="A", grade="VIP", price=165_000, rows=1, seats_per_row=1)], "overlap"),
+        (
+            [VIP, SeatBlock(section="B", grade="VIP", price=1, rows=1, seats_per_row=1)],
+            "two prices",
+        ),
+        (
+            [VIP, SeatBlock(section="A", grade="VIP", price=165_000, rows=1, seats_per_row=1)],
+            "overlap",
+        ),
         ([SeatBlock(section="A", grade="R", price=0, rows=1, seats_per_row=1)], "positive"),
         ([SeatBlock(section=" ", grade="R", price=1, rows=1, seats_per_row=1)], "section"),
         ([SeatBlock(section="A", grade="R", price=1, rows=200, seats_per_row=200)], "at most"),
@@ -101,8 +109,12 @@ def test_database_refuses_a_seat_twice_in_one_schedule():
 
     with pytest.raises(IntegrityError), transaction.atomic():
         Seat.objects.create(
-            schedule=seat.schedule, section=seat.section, row=seat.row, number=seat.number,
-            grade="S", price=1,
+            schedule=seat.schedule,
+            section=seat.section,
+            row=seat.row,
+            number=seat.number,
+            grade="S",
+            price=1,
         )
 
 

@@ -72,7 +72,9 @@ class Command(BaseCommand):
             for night in range(dates):
                 starts_at = first_night + timedelta(days=night)
                 schedule = Schedule.objects.create(
-                    concert=concert, starts_at=starts_at, ends_at=starts_at + timedelta(hours=2, minutes=30)
+                    concert=concert,
+                    starts_at=starts_at,
+                    ends_at=starts_at + timedelta(hours=2, minutes=30),
                 )
                 schedule_ids.append(schedule.id)
         seat_map_generate(schedule_ids=schedule_ids, blocks=DEMO_BLOCKS)
