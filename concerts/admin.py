@@ -93,6 +93,20 @@ class ConcertAdmin(CatalogAdminMixin, admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["title", "artist", "venue", "description"]}),
         ("Sales", {"fields": ["is_published", "sale_opens_at"]}),
+        (
+            "Waiting room",
+            {
+                "fields": [
+                    "queue_paused",
+                    "queue_max_active",
+                    "queue_admit_per_minute",
+                    "queue_admitted_minutes",
+                    "queue_abandon_after_seconds",
+                ],
+                "classes": ["collapse"],
+                "description": "Live numbers and pause/resume: Waiting room → Concert queues.",
+            },
+        ),
         ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
     inlines = [ScheduleInline]

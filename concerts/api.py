@@ -10,6 +10,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
 from config.openapi import error_responses
+from queueing.api import QUEUE_TOKEN_HEADER, QUEUE_TOKEN_PARAMETER
+from queueing.selectors import queue_require_admitted
 
 from . import selectors
 from .cache import catalog_cached, catalog_key
@@ -211,8 +213,20 @@ class SeatMapView(generics.GenericAPIView):
         operation_id="schedules_seats",
         summary="Seat map of a performance",
         description="Every seat with its status now: `available`, `held` or `sold`. A hold "
-        "that has run out shows as `available` at once.",
-        responses={200: SeatMapSerializer, **error_responses("not_authenticated", "not_found")},
+        "that has run out shows as `available` at once. Needs an admitted X-Queue-Token of "
+        "the concert's queue.",
+        parameters=[QUEUE_TOKEN_PARAMETER],
+        responses={
+            200: SeatMapSerializer,
+            **error_responses(
+                "not_authenticated",
+                "queue_token_invalid",
+                "queue_not_admitted",
+                "not_found",
+                "queue_token_expired",
+                "service_unavailable",
+            ),
+        },
         examples=[
             OpenApiExample(
                 "seat map",
@@ -253,7 +267,13 @@ class SeatMapView(generics.GenericAPIView):
         tags=["catalog"],
     )
     def get(self, request, schedule_id: int):
-        schedule, seats = selectors.seat_map_for_schedule(schedule_id=schedule_id)
+        schedule = selectors.schedule_get(schedule_id=schedule_id)
+        queue_require_admitted(
+            raw_token=request.headers.get(QUEUE_TOKEN_HEADER),
+            user_id=request.user.id,
+            concert=schedule.concert,
+        )
+        seats = selectors.seat_map_seats(schedule_id=schedule.id)
         return Response(
             {
                 "schedule": SeatMapScheduleSerializer(schedule).data,

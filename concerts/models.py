@@ -14,12 +14,43 @@ class Concert(models.Model):
     sale_opens_at = models.DateTimeField(
         null=True, blank=True, help_text="When tickets go on sale. Empty: not announced yet."
     )
+    # The waiting room (queueing app). Settings live here, state lives in Redis.
+    queue_max_active = models.PositiveIntegerField(
+        "customers shopping at once",
+        default=100,
+        help_text="How many admitted customers may view seats and hold at the same time.",
+    )
+    queue_admit_per_minute = models.PositiveIntegerField(
+        "admissions per minute", default=300, help_text="The most customers let in a minute."
+    )
+    queue_admitted_minutes = models.PositiveIntegerField(
+        "admitted session (minutes)",
+        default=10,
+        help_text="How long an admitted customer may shop before the slot goes to the next.",
+    )
+    queue_abandon_after_seconds = models.PositiveIntegerField(
+        "abandon after (seconds)",
+        default=300,
+        help_text="A waiting customer who stops polling this long loses their place.",
+    )
+    queue_paused = models.BooleanField(
+        "admission paused", default=False, help_text="Nobody new is let in while paused."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["id"]
         indexes = [models.Index(fields=["is_published", "id"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(queue_max_active__gt=0)
+                & Q(queue_admit_per_minute__gt=0)
+                & Q(queue_admitted_minutes__gt=0)
+                & Q(queue_abandon_after_seconds__gt=0),
+                name="concert_queue_settings_positive",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.artist} — {self.title}" if self.artist else self.title

@@ -62,12 +62,8 @@ def schedule_list_with_seat_counts(*, concert_id: int) -> QuerySet[Schedule]:
     )
 
 
-def seat_map_for_schedule(*, schedule_id: int) -> tuple[Schedule, list[dict]]:
-    """A schedule and all its seats as plain dicts, each with its status as of now.
-
-    Built from values() rather than model instances and serializers: a seat map has up to
-    thousands of seats and is read by every buyer in the queue.
-    """
+def schedule_get(*, schedule_id: int) -> Schedule:
+    """A schedule of a published concert, with its concert."""
     schedule = (
         Schedule.objects.select_related("concert")
         .filter(id=schedule_id, concert__is_published=True)
@@ -75,11 +71,20 @@ def seat_map_for_schedule(*, schedule_id: int) -> tuple[Schedule, list[dict]]:
     )
     if schedule is None:
         raise NotFound("Schedule not found.")
+    return schedule
+
+
+def seat_map_seats(*, schedule_id: int) -> list[dict]:
+    """All seats of a schedule as plain dicts, each with its status as of now.
+
+    Built from values_list() rather than model instances and serializers: a seat map has up
+    to thousands of seats and is read by every admitted buyer.
+    """
     now = timezone.now()
     rows = Seat.objects.filter(schedule_id=schedule_id).values_list(
         "id", "section", "row", "number", "grade", "price", "status", "hold_expires_at"
     )
-    seats = [
+    return [
         {
             "id": seat_id,
             "section": section,
@@ -91,4 +96,3 @@ def seat_map_for_schedule(*, schedule_id: int) -> tuple[Schedule, list[dict]]:
         }
         for seat_id, section, row, number, grade, price, status, hold_expires_at in rows
     ]
-    return schedule, seats

@@ -31,7 +31,23 @@ ERROR_CATALOG: dict[str, tuple[int, str, dict]] = {
     "malformed_request": (400, "JSON parse error - Expecting value: line 1 column 1 (char 0)", {}),
     "invalid_credentials": (400, "Email or password is wrong.", {}),
     "not_authenticated": (401, "Authentication credentials were not provided.", {}),
+    "queue_token_invalid": (
+        401,
+        "The X-Queue-Token header is missing, malformed, or not yours for this concert.",
+        {},
+    ),
+    "queue_not_admitted": (
+        403,
+        "You are still waiting in the queue.",
+        {"position": 1532, "eta_seconds": 307},
+    ),
     "not_found": (404, "Not found.", {}),
+    "queue_closed": (409, "Ticket sales for this concert have not been announced yet.", {}),
+    "queue_token_expired": (
+        410,
+        "This queue entry has ended. Enter the queue again.",
+        {"state": "expired"},
+    ),
     "throttled": (
         429,
         "Request was throttled. Expected available in 12 seconds.",

@@ -181,6 +181,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": f"{REDIS_KEY_PREFIX}:celery:"}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE = {
+    "queueing-admit-waiting-customers": {
+        "task": "queueing.tasks.admit_waiting_customers",
+        "schedule": 1.0,
+        # A tick that waited longer than this is pointless: the next one is already due.
+        "options": {"expires": 2},
+    },
     "accounts-clear-expired-sessions": {
         "task": "accounts.tasks.clear_expired_sessions",
         "schedule": 3600.0,
@@ -260,7 +266,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SWAGGER_UI_SETTINGS": {"persistAuthorization": True, "displayRequestDuration": True},
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "SeatStatusEnum": "concerts.models.SeatStatus",
+        "QueueStatusEnum": ["waiting", "admitted", "done", "expired"],
+    },
     "SCHEMA_PATH_PREFIX": r"/api/v1",
 }
 

@@ -12,6 +12,7 @@ admin.site.site_url = "/api/docs/"  # "View site": there is no customer web page
 api_v1 = [
     path("", include("accounts.urls")),
     path("", include("concerts.urls")),
+    path("", include("queueing.urls")),
 ]
 
 urlpatterns = [

@@ -3,3 +3,4 @@ from django.apps import AppConfig
 
 class QueueingConfig(AppConfig):
     name = "queueing"
+    verbose_name = "Waiting room"

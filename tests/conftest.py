@@ -76,11 +76,39 @@ def customer(db):
     return UserFactory()
 
 
-@pytest.fixture
-def customer_client(customer) -> APIClient:
+def client_for(user) -> APIClient:
     from rest_framework.authtoken.models import Token
 
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=customer)
+    token, _ = Token.objects.get_or_create(user=user)
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token.key}")
     return client
+
+
+@pytest.fixture
+def customer_client(customer) -> APIClient:
+    return client_for(customer)
+
+
+def admitted_queue_token(*, user, concert) -> str:
+    """Enter the concert's queue and run one admission tick: the customer is let in."""
+    from queueing.services import queue_admit_tick, queue_enter
+
+    entry = queue_enter(concert_id=concert.id, user_id=user.id)
+    queue_admit_tick(concert=concert)
+    return entry.token
+
+
+@pytest.fixture
+def admit(customer, customer_client):
+    """admit(concert) -> the customer's client, sending an admitted X-Queue-Token."""
+
+    def admit_to(concert) -> APIClient:
+        token = admitted_queue_token(user=customer, concert=concert)
+        customer_client.credentials(
+            HTTP_AUTHORIZATION=customer_client._credentials["HTTP_AUTHORIZATION"],
+            HTTP_X_QUEUE_TOKEN=token,
+        )
+        return customer_client
+
+    return admit_to

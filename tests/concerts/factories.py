@@ -14,6 +14,7 @@ class ConcertFactory(factory.django.DjangoModelFactory):
     artist = factory.Faker("name")
     venue = "Olympic Hall, Seoul"
     is_published = True
+    sale_opens_at = factory.LazyFunction(lambda: timezone.now() - timedelta(hours=1))
 
 
 class ScheduleFactory(factory.django.DjangoModelFactory):

@@ -18,7 +18,7 @@ def operator_client() -> Client:
 
 
 def test_operator_creates_a_concert_generates_seats_and_customers_see_them(
-    operator_client, api_client, customer_client, django_capture_on_commit_callbacks
+    operator_client, api_client, admit, django_capture_on_commit_callbacks
 ):
     assert api_client.get("/api/v1/concerts").json()["count"] == 0  # warms the cache
 
@@ -31,8 +31,12 @@ def test_operator_creates_a_concert_generates_seats_and_customers_see_them(
                 "venue": "Olympic Hall",
                 "description": "",
                 "is_published": "on",
-                "sale_opens_at_0": "2026-12-01",
+                "sale_opens_at_0": "2020-12-01",
                 "sale_opens_at_1": "20:00:00",
+                "queue_max_active": "100",
+                "queue_admit_per_minute": "300",
+                "queue_admitted_minutes": "10",
+                "queue_abandon_after_seconds": "300",
                 "schedules-TOTAL_FORMS": "1",
                 "schedules-INITIAL_FORMS": "0",
                 "schedules-MIN_NUM_FORMS": "0",
@@ -74,7 +78,7 @@ def test_operator_creates_a_concert_generates_seats_and_customers_see_them(
     assert [c["title"] for c in listed["results"]] == ["First Light"]
     dates = api_client.get(f"/api/v1/concerts/{concert.id}/schedules").json()["results"]
     assert (dates[0]["total_seats"], dates[0]["available_seats"]) == (50, 50)
-    seat_map = customer_client.get(f"/api/v1/schedules/{schedule.id}/seats").json()
+    seat_map = admit(concert).get(f"/api/v1/schedules/{schedule.id}/seats").json()
     assert len(seat_map["seats"]) == 50
     assert {seat["price"] for seat in seat_map["seats"]} == {165_000}
 

@@ -1,0 +1,163 @@
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.openapi import error_responses
+
+from . import services
+from .errors import QueueTokenInvalid
+from .selectors import QueueStatus, queue_concert_get, queue_status
+from .tokens import token_read
+
+QUEUE_TOKEN_HEADER = "X-Queue-Token"
+
+
+class QueueStatusSerializer(serializers.Serializer):
+    concert_id = serializers.IntegerField()
+    status = serializers.ChoiceField(
+        choices=["waiting", "admitted", "done", "expired"],
+        help_text="waiting -> admitted -> done (paid or left) | expired.",
+    )
+    position = serializers.IntegerField(
+        allow_null=True, help_text="1 = next in line. Null before sales open and once admitted."
+    )
+    ahead = serializers.IntegerField(allow_null=True, help_text="Customers ahead of you.")
+    eta_seconds = serializers.IntegerField(
+        allow_null=True,
+        help_text="Estimated wait, from the admission rate measured over the last minute. "
+        "Null before opening or while admission is paused.",
+    )
+    admitted_until = serializers.DateTimeField(
+        allow_null=True, help_text="When admitted: until when you may view seats and hold."
+    )
+    sale_opens_at = serializers.DateTimeField(allow_null=True)
+    poll_after_seconds = serializers.IntegerField(help_text="When to ask again.")
+
+
+class QueueEntrySerializer(QueueStatusSerializer):
+    token = serializers.CharField(help_text="Send as the X-Queue-Token header.")
+
+
+def status_payload(concert_id: int, status: QueueStatus) -> dict:
+    waiting = status.public_state == "waiting"
+    return {
+        "concert_id": concert_id,
+        "status": status.public_state,
+        "position": status.position,
+        "ahead": status.ahead,
+        "eta_seconds": status.eta_seconds,
+        "admitted_until": status.admitted_until,
+        "sale_opens_at": status.sale_opens_at,
+        # Waiting customers poll every few seconds; that is also what keeps their place.
+        "poll_after_seconds": 3 if waiting else 30,
+    }
+
+
+_WAITING_EXAMPLE = {
+    "concert_id": 1,
+    "status": "waiting",
+    "position": 1532,
+    "ahead": 1531,
+    "eta_seconds": 307,
+    "admitted_until": None,
+    "sale_opens_at": "2026-12-01T20:00:00+09:00",
+    "poll_after_seconds": 3,
+}
+_ADMITTED_EXAMPLE = {
+    **_WAITING_EXAMPLE,
+    "status": "admitted",
+    "position": None,
+    "ahead": None,
+    "eta_seconds": None,
+    "admitted_until": "2026-12-01T20:14:02+09:00",
+    "poll_after_seconds": 30,
+}
+_TOKEN = "1.9f86d081884c7d65.6b86b273ff34fce19d6b804eff5a3f57"
+QUEUE_TOKEN_PARAMETER = OpenApiParameter(
+    QUEUE_TOKEN_HEADER,
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=True,
+    description="The token from entering the concert's queue.",
+)
+
+
+class EnterQueueView(APIView):
+    @extend_schema(
+        operation_id="queue_enter",
+        summary="Enter a concert's queue",
+        description="Idempotent: while your entry is live you get the same entry and token "
+        "back (200); a new entry is 201. Arrivals before sales open are put in a random order "
+        "at opening, ahead of later arrivals; after opening the line is first come, first "
+        "served. Poll `GET /api/v1/queue` to keep your place.",
+        request=None,
+        responses={
+            201: QueueEntrySerializer,
+            200: QueueEntrySerializer,
+            **error_responses(
+                "not_authenticated", "not_found", "queue_closed", "service_unavailable"
+            ),
+        },
+        examples=[
+            OpenApiExample(
+                "entered", value={**_WAITING_EXAMPLE, "token": _TOKEN}, response_only=True
+            )
+        ],
+        tags=["queue"],
+    )
+    def post(self, request, concert_id: int):
+        entry = services.queue_enter(concert_id=concert_id, user_id=request.user.id)
+        payload = {"token": entry.token, **status_payload(concert_id, entry.status)}
+        return Response(
+            QueueEntrySerializer(payload).data,
+            status=status.HTTP_201_CREATED if entry.created else status.HTTP_200_OK,
+        )
+
+
+class QueueView(APIView):
+    def _token(self, request):
+        token = token_read(request.headers.get(QUEUE_TOKEN_HEADER), user_id=request.user.id)
+        if token is None:
+            raise QueueTokenInvalid()
+        return token
+
+    @extend_schema(
+        operation_id="queue_status",
+        summary="My place in the queue",
+        description="Position, ahead, ETA and status of the entry named by X-Queue-Token. "
+        "Polling keeps a waiting entry alive: one that is not polled for the concert's "
+        "abandon time loses its place.",
+        parameters=[QUEUE_TOKEN_PARAMETER],
+        responses={
+            200: QueueStatusSerializer,
+            **error_responses("not_authenticated", "queue_token_invalid", "service_unavailable"),
+        },
+        examples=[
+            OpenApiExample("waiting", value=_WAITING_EXAMPLE, response_only=True),
+            OpenApiExample("admitted", value=_ADMITTED_EXAMPLE, response_only=True),
+        ],
+        tags=["queue"],
+    )
+    def get(self, request):
+        token = self._token(request)
+        concert = queue_concert_get(concert_id=token.concert_id)
+        status_now = queue_status(concert=concert, user_id=request.user.id, nonce=token.nonce)
+        return Response(QueueStatusSerializer(status_payload(concert.id, status_now)).data)
+
+    @extend_schema(
+        operation_id="queue_leave",
+        summary="Leave the queue",
+        description="Gives up the entry named by X-Queue-Token. An admitted customer's slot "
+        "goes to the next in line at once. Leaving twice is harmless.",
+        parameters=[QUEUE_TOKEN_PARAMETER],
+        responses={
+            204: None,
+            **error_responses("not_authenticated", "queue_token_invalid", "service_unavailable"),
+        },
+        tags=["queue"],
+    )
+    def delete(self, request):
+        services.queue_leave(token=self._token(request), user_id=request.user.id)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,117 @@
+"""Reads of the waiting room."""
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.utils import timezone
+
+from concerts.models import Concert
+from config.errors import NotFound
+
+from .errors import QueueNotAdmitted, QueueTokenExpired, QueueTokenInvalid
+from .redis_queue import queue_redis, run_script, to_ms
+from .tokens import token_read
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    state: str  # waiting | admitted | expired | done | left | abandoned
+    position: int | None = None  # 1 = next in line; None before sales open
+    eta_seconds: int | None = None
+    admitted_until: datetime | None = None
+    sale_opens_at: datetime | None = None
+
+    @property
+    def ahead(self) -> int | None:
+        return None if self.position is None else self.position - 1
+
+    @property
+    def public_state(self) -> str:
+        """The state machine of the contract: waiting -> admitted -> done | expired."""
+        if self.state in ("waiting", "admitted", "done"):
+            return self.state
+        if self.state == "left":
+            return "done"
+        return "expired"
+
+
+def _eta_seconds(position: int, rate_per_second: float, concert: Concert) -> int | None:
+    """Seconds until admission: position / admissions per second measured over the last
+    minute (see docs/queue.md). Until a first admission has been measured the configured rate
+    stands in; while admission is paused there is no estimate."""
+    if concert.queue_paused:
+        return None
+    rate = rate_per_second if rate_per_second > 0 else concert.queue_admit_per_minute / 60
+    return math.ceil(position / rate)
+
+
+def queue_concert_get(*, concert_id: int) -> Concert:
+    concert = Concert.objects.filter(id=concert_id, is_published=True).first()
+    if concert is None:
+        raise NotFound("Concert not found.")
+    return concert
+
+
+def queue_status(
+    *, concert: Concert, user_id: int, nonce: str, now: datetime | None = None, touch: bool = True
+) -> QueueStatus:
+    """Where an entry stands, in one Redis call. A waiting customer's poll (`touch`) also
+    keeps their place: whoever stops polling is dropped after abandon_after_seconds."""
+    now = now or timezone.now()
+    reply = run_script("STATUS", concert.id, [user_id, nonce, to_ms(now), int(touch)])
+    kind = reply[0].decode()
+    if kind == "invalid":  # the token names an entry that is no longer the customer's
+        raise QueueTokenInvalid()
+    opens = concert.sale_opens_at
+    if kind == "ended":
+        return QueueStatus(state=reply[1].decode(), sale_opens_at=opens)
+    if kind == "admitted":
+        until = datetime.fromtimestamp(int(float(reply[1])) / 1000, tz=UTC)
+        return QueueStatus(state="admitted", admitted_until=until, sale_opens_at=opens)
+    position, rate = int(reply[1]), float(reply[2])
+    before_opening = opens is None or opens > now
+    return QueueStatus(
+        state="waiting",
+        # Before opening the order is not final for anyone, so no position is shown.
+        position=None if before_opening else position,
+        eta_seconds=None if before_opening else _eta_seconds(position, rate, concert),
+        sale_opens_at=opens,
+    )
+
+
+def queue_require_admitted(*, raw_token: str | None, user_id: int, concert: Concert) -> None:
+    """Gate: the customer holds an admitted token of this concert's queue. One Redis call."""
+    token = token_read(raw_token, user_id=user_id)
+    if token is None or token.concert_id != concert.id:
+        raise QueueTokenInvalid()
+    status = queue_status(concert=concert, user_id=user_id, nonce=token.nonce, touch=False)
+    if status.state == "admitted":
+        return
+    if status.state == "waiting":
+        raise QueueNotAdmitted(
+            details={"position": status.position, "eta_seconds": status.eta_seconds}
+        )
+    raise QueueTokenExpired(details={"state": status.public_state})
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    waiting: int
+    admitted: int
+    rate_per_minute: float
+
+
+def queue_stats(*, concert_ids: list[int], now: datetime | None = None) -> dict[int, QueueStats]:
+    """Live numbers for the operators' queue panel, one pipelined round trip for all."""
+    now = now or timezone.now()
+    pipe = queue_redis().pipeline(transaction=False)
+    for concert_id in concert_ids:
+        run_script("STATS", concert_id, [to_ms(now)], client=pipe)
+    replies = pipe.execute()
+    return {
+        concert_id: QueueStats(
+            waiting=int(waiting), admitted=int(admitted), rate_per_minute=float(rate) * 60
+        )
+        for concert_id, (waiting, admitted, rate) in zip(concert_ids, replies, strict=True)
+    }

@@ -1,0 +1,226 @@
+from datetime import timedelta
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from queueing.services import queue_admit_tick
+from tests.accounts.factories import UserFactory
+from tests.concerts.factories import ConcertFactory, ScheduleFactory, SeatFactory
+from tests.conftest import admitted_queue_token, client_for
+
+pytestmark = pytest.mark.django_db
+
+
+def error(response) -> dict:
+    return response.json()["error"]
+
+
+def enter(client, concert_id):
+    return client.post(f"/api/v1/concerts/{concert_id}/queue")
+
+
+def test_entering_twice_returns_the_same_entry(customer_client):
+    concert = ConcertFactory()
+
+    first = enter(customer_client, concert.id)
+    second = enter(customer_client, concert.id)
+
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert first.json()["token"] == second.json()["token"]
+    assert first.json() | {"poll_after_seconds": None} == {
+        "token": first.json()["token"],
+        "concert_id": concert.id,
+        "status": "waiting",
+        "position": 1,
+        "ahead": 0,
+        "eta_seconds": 1,
+        "admitted_until": None,
+        "sale_opens_at": timezone.localtime(concert.sale_opens_at).isoformat(),
+        "poll_after_seconds": None,
+    }
+
+
+def test_status_follows_the_entry_from_waiting_to_admitted_to_done(customer_client):
+    concert = ConcertFactory()
+    token = enter(customer_client, concert.id).json()["token"]
+    customer_client.credentials(
+        HTTP_AUTHORIZATION=customer_client._credentials["HTTP_AUTHORIZATION"],
+        HTTP_X_QUEUE_TOKEN=token,
+    )
+    assert customer_client.get("/api/v1/queue").json()["status"] == "waiting"
+
+    queue_admit_tick(concert=concert)
+    admitted = customer_client.get("/api/v1/queue").json()
+    assert admitted["status"] == "admitted"
+    assert admitted["admitted_until"].endswith("+09:00")
+
+    assert customer_client.delete("/api/v1/queue").status_code == 204
+    assert customer_client.get("/api/v1/queue").json()["status"] == "done"
+    assert customer_client.delete("/api/v1/queue").status_code == 204  # harmless twice
+
+
+def test_position_and_ahead_count_the_line(customer_client):
+    concert = ConcertFactory()
+    for _ in range(3):
+        enter(client_for(UserFactory()), concert.id)
+
+    body = enter(customer_client, concert.id).json()
+
+    assert (body["position"], body["ahead"]) == (4, 3)
+
+
+def test_before_opening_nobody_is_shown_a_position(customer_client):
+    concert = ConcertFactory(sale_opens_at=timezone.now() + timedelta(hours=2))
+
+    body = enter(customer_client, concert.id).json()
+
+    assert (body["status"], body["position"], body["eta_seconds"]) == ("waiting", None, None)
+
+
+@pytest.mark.parametrize(
+    "concert_kwargs, status, code",
+    [
+        ({"is_published": False}, 404, "not_found"),
+        ({"sale_opens_at": None}, 409, "queue_closed"),
+    ],
+)
+def test_entering_a_concert_not_on_sale(customer_client, concert_kwargs, status, code):
+    concert = ConcertFactory(**concert_kwargs)
+
+    response = enter(customer_client, concert.id)
+
+    assert response.status_code == status
+    assert error(response)["code"] == code
+
+
+def test_entering_an_unknown_concert_is_not_found(customer_client):
+    assert enter(customer_client, 987654).status_code == 404
+
+
+def test_the_queue_needs_authentication(api_client):
+    concert = ConcertFactory()
+
+    assert error(enter(api_client, concert.id))["code"] == "not_authenticated"
+    assert error(api_client.get("/api/v1/queue"))["code"] == "not_authenticated"
+
+
+@pytest.mark.parametrize(
+    "token", [None, "", "garbage", "1.2.3", "1.abcdef.0000000000000000000000000000000", "x" * 500]
+)
+def test_status_with_a_missing_or_forged_token_is_refused(customer_client, token):
+    headers = {} if token is None else {"HTTP_X_QUEUE_TOKEN": token}
+
+    response = customer_client.get("/api/v1/queue", **headers)
+
+    assert response.status_code == 401
+    assert error(response)["code"] == "queue_token_invalid"
+
+
+def test_a_token_works_only_for_its_own_customer(customer_client):
+    concert = ConcertFactory()
+    token = enter(customer_client, concert.id).json()["token"]
+    someone_else = client_for(UserFactory())
+
+    response = someone_else.get("/api/v1/queue", HTTP_X_QUEUE_TOKEN=token)
+    leave = someone_else.delete("/api/v1/queue", HTTP_X_QUEUE_TOKEN=token)
+
+    assert (response.status_code, error(response)["code"]) == (401, "queue_token_invalid")
+    assert leave.status_code == 401
+    assert (
+        customer_client.get("/api/v1/queue", HTTP_X_QUEUE_TOKEN=token).json()["status"] == "waiting"
+    )
+
+
+# Gating: the seat map needs an admitted token of the schedule's own concert.
+
+
+@pytest.fixture
+def schedule():
+    schedule = ScheduleFactory()
+    SeatFactory(schedule=schedule)
+    return schedule
+
+
+def seat_map(client, schedule, token=None):
+    headers = {} if token is None else {"HTTP_X_QUEUE_TOKEN": token}
+    return client.get(f"/api/v1/schedules/{schedule.id}/seats", **headers)
+
+
+def test_an_admitted_customer_sees_the_seat_map(customer, customer_client, schedule):
+    token = admitted_queue_token(user=customer, concert=schedule.concert)
+
+    assert seat_map(customer_client, schedule, token).status_code == 200
+
+
+@pytest.mark.parametrize("token", [None, "", "forged.token.value", "12.0123456789abcdef.nope"])
+def test_seat_map_refuses_missing_or_forged_tokens(customer_client, schedule, token):
+    response = seat_map(customer_client, schedule, token)
+
+    assert (response.status_code, error(response)["code"]) == (401, "queue_token_invalid")
+
+
+def test_seat_map_refuses_another_customers_token(customer_client, schedule):
+    token = admitted_queue_token(user=UserFactory(), concert=schedule.concert)
+
+    response = seat_map(customer_client, schedule, token)
+
+    assert (response.status_code, error(response)["code"]) == (401, "queue_token_invalid")
+
+
+def test_seat_map_refuses_a_token_of_another_concert(customer, customer_client, schedule):
+    token = admitted_queue_token(user=customer, concert=ConcertFactory())
+
+    response = seat_map(customer_client, schedule, token)
+
+    assert (response.status_code, error(response)["code"]) == (401, "queue_token_invalid")
+
+
+def test_seat_map_tells_a_waiting_customer_where_they_stand(customer_client, schedule):
+    schedule.concert.queue_max_active = 1
+    schedule.concert.save()
+    admitted_queue_token(user=UserFactory(), concert=schedule.concert)  # takes the only slot
+    token = enter(customer_client, schedule.concert_id).json()["token"]
+    queue_admit_tick(concert=schedule.concert)
+
+    response = seat_map(customer_client, schedule, token)
+
+    assert response.status_code == 403
+    assert error(response)["code"] == "queue_not_admitted"
+    assert error(response)["details"] == {"position": 1, "eta_seconds": 1}
+
+
+def test_seat_map_refuses_an_entry_that_has_ended(customer, customer_client, schedule):
+    token = admitted_queue_token(user=customer, concert=schedule.concert)
+    customer_client.delete("/api/v1/queue", HTTP_X_QUEUE_TOKEN=token)
+
+    response = seat_map(customer_client, schedule, token)
+
+    assert (response.status_code, error(response)["code"]) == (410, "queue_token_expired")
+
+
+def test_seat_map_refuses_an_admitted_session_that_ran_out(customer, customer_client, schedule):
+    token = admitted_queue_token(user=customer, concert=schedule.concert)
+    queue_admit_tick(
+        concert=schedule.concert,
+        now=timezone.now() + timedelta(minutes=schedule.concert.queue_admitted_minutes, seconds=1),
+    )
+
+    response = seat_map(customer_client, schedule, token)
+
+    assert (response.status_code, error(response)["code"]) == (410, "queue_token_expired")
+
+
+def test_queue_calls_are_503_when_redis_is_down(customer_client, settings):
+    concert = ConcertFactory()
+    dead = {
+        name: {**config, "LOCATION": "redis://127.0.0.1:1/0"}
+        for name, config in settings.CACHES.items()
+    }
+
+    with override_settings(CACHES=dead):
+        response = enter(customer_client, concert.id)
+
+    assert response.status_code == 503
+    assert error(response)["code"] == "service_unavailable"
+    assert int(response["Retry-After"]) > 0

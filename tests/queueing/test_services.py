@@ -1,0 +1,303 @@
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from queueing.redis_queue import queue_keys, queue_redis, run_script, to_ms
+from queueing.scripts import POST_OPENING_BASE
+from queueing.selectors import queue_stats, queue_status
+from queueing.services import queue_admit_tick, queue_enter, queue_leave, queue_release
+from queueing.tokens import token_read
+from tests.concerts.factories import ConcertFactory
+
+
+def status_of(concert, user_id, token, now=None, touch=True):
+    nonce = token_read(token, user_id=user_id).nonce
+    return queue_status(concert=concert, user_id=user_id, nonce=nonce, now=now, touch=touch)
+
+
+def run_concurrently(calls: int, work, workers: int = 32) -> list:
+    """`work(i)` for i in range(calls) on many threads, each with its own DB connection."""
+    barrier = threading.Barrier(min(workers, calls))
+
+    def one(i):
+        if i < workers:
+            barrier.wait()
+        try:
+            return work(i)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, range(calls)))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_thousand_concurrent_entries_get_positions_one_to_a_thousand():
+    concert = ConcertFactory()
+
+    entries = run_concurrently(1000, lambda i: queue_enter(concert_id=concert.id, user_id=i + 1))
+
+    assert all(entry.created for entry in entries)
+    # The position each customer was told on entering is its arrival order: 1..1000, once each.
+    assert sorted(entry.status.position for entry in entries) == list(range(1, 1001))
+    # And it stays true when asked again.
+    positions = [status_of(concert, i + 1, entries[i].token).position for i in range(1000)]
+    assert positions == [entry.status.position for entry in entries]
+    assert len({entry.token for entry in entries}) == 1000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_customer_entering_twenty_times_at_once_gets_one_entry():
+    concert = ConcertFactory()
+
+    entries = run_concurrently(20, lambda i: queue_enter(concert_id=concert.id, user_id=7))
+
+    assert len({entry.token for entry in entries}) == 1
+    assert sum(entry.created for entry in entries) == 1
+    assert queue_stats(concert_ids=[concert.id])[concert.id].waiting == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_ticks_never_admit_more_than_max_active():
+    concert = ConcertFactory(queue_max_active=50, queue_admit_per_minute=100_000)
+    for user_id in range(1, 501):
+        queue_enter(concert_id=concert.id, user_id=user_id)
+
+    results = run_concurrently(10, lambda i: queue_admit_tick(concert=concert), workers=10)
+
+    assert sum(result.admitted for result in results) == 50
+    stats = queue_stats(concert_ids=[concert.id])[concert.id]
+    assert (stats.admitted, stats.waiting) == (50, 450)
+    # More ticks change nothing while all 50 slots are taken.
+    assert queue_admit_tick(concert=concert).admitted == 0
+
+
+@pytest.mark.django_db
+def test_admission_keeps_to_the_rate():
+    concert = ConcertFactory(queue_max_active=1000, queue_admit_per_minute=60)  # one a second
+    now = timezone.now()
+    for user_id in range(1, 21):
+        queue_enter(concert_id=concert.id, user_id=user_id, now=now)
+
+    first = queue_admit_tick(concert=concert, now=now)  # saved-up allowance: two seconds' worth
+    same_instant = queue_admit_tick(concert=concert, now=now)
+    five_seconds_later = queue_admit_tick(concert=concert, now=now + timedelta(seconds=5))
+
+    assert (first.admitted, same_instant.admitted, five_seconds_later.admitted) == (2, 0, 2)
+
+
+@pytest.mark.django_db
+def test_customers_are_admitted_first_come_first_served():
+    concert = ConcertFactory(queue_max_active=3, queue_admit_per_minute=10_000)
+    tokens = {
+        user_id: queue_enter(concert_id=concert.id, user_id=user_id).token
+        for user_id in (5, 3, 9, 1)
+    }
+
+    queue_admit_tick(concert=concert)
+
+    states = {
+        user_id: status_of(concert, user_id, token).state for user_id, token in tokens.items()
+    }
+    assert states == {5: "admitted", 3: "admitted", 9: "admitted", 1: "waiting"}
+    assert status_of(concert, 1, tokens[1]).position == 1
+
+
+@pytest.mark.django_db
+def test_arrivals_before_opening_are_shuffled_and_placed_before_later_ones():
+    opens = timezone.now() + timedelta(hours=1)
+    concert = ConcertFactory(sale_opens_at=opens)
+    early = {
+        user_id: queue_enter(
+            concert_id=concert.id, user_id=user_id, now=opens - timedelta(minutes=30)
+        )
+        for user_id in range(1, 201)
+    }
+    # Nobody is told a position before the order is final.
+    assert {entry.status.position for entry in early.values()} == {None}
+
+    after = opens + timedelta(seconds=1)
+    late = {
+        user_id: queue_enter(concert_id=concert.id, user_id=user_id, now=after)
+        for user_id in range(201, 211)
+    }
+
+    early_positions = [status_of(concert, u, e.token, now=after).position for u, e in early.items()]
+    late_positions = [status_of(concert, u, e.token, now=after).position for u, e in late.items()]
+    assert sorted(early_positions) == list(range(1, 201))
+    assert early_positions != list(range(1, 201))  # arrival order does not decide (1 in 200!)
+    assert late_positions == list(range(201, 211))  # after opening: first come, first served
+
+
+@pytest.mark.django_db
+def test_reentering_before_opening_cannot_reroll_a_place():
+    opens = timezone.now() + timedelta(hours=1)
+    concert = ConcertFactory(sale_opens_at=opens)
+    first = queue_enter(concert_id=concert.id, user_id=1, now=opens - timedelta(minutes=5))
+
+    again = queue_enter(concert_id=concert.id, user_id=1, now=opens - timedelta(minutes=4))
+
+    assert again.token == first.token and not again.created
+
+
+@pytest.mark.django_db
+def test_waiting_customers_who_stop_polling_lose_their_place():
+    concert = ConcertFactory(queue_abandon_after_seconds=300, queue_max_active=1)
+    start = timezone.now()
+    gone = queue_enter(concert_id=concert.id, user_id=1, now=start)
+    polling = queue_enter(concert_id=concert.id, user_id=2, now=start)
+    assert status_of(concert, 2, polling.token, now=start).position == 2
+
+    status_of(concert, 2, polling.token, now=start + timedelta(seconds=200))  # a poll
+    queue_admit_tick(
+        concert=ConcertFactory.build(id=concert.id, **_paused(concert)),
+        now=start + timedelta(seconds=400),
+    )
+
+    assert (
+        status_of(concert, 1, gone.token, now=start + timedelta(seconds=401)).public_state
+        == "expired"
+    )
+    assert status_of(concert, 2, polling.token, now=start + timedelta(seconds=401)).position == 1
+
+
+def _paused(concert) -> dict:
+    """The concert's settings with admission paused, so a tick only tidies up."""
+    return {
+        "sale_opens_at": concert.sale_opens_at,
+        "queue_paused": True,
+        "queue_abandon_after_seconds": concert.queue_abandon_after_seconds,
+        "queue_max_active": concert.queue_max_active,
+        "queue_admit_per_minute": concert.queue_admit_per_minute,
+        "queue_admitted_minutes": concert.queue_admitted_minutes,
+    }
+
+
+@pytest.mark.django_db
+def test_nobody_is_dropped_for_not_polling_before_sales_open():
+    opens = timezone.now() + timedelta(minutes=1)
+    concert = ConcertFactory(
+        sale_opens_at=opens, queue_abandon_after_seconds=300, queue_max_active=1
+    )
+    entry = queue_enter(concert_id=concert.id, user_id=1, now=opens - timedelta(days=2))
+    queue_enter(concert_id=concert.id, user_id=2, now=opens - timedelta(days=2))
+
+    queue_admit_tick(concert=concert, now=opens + timedelta(seconds=10))
+
+    states = {status_of(concert, 1, entry.token, now=opens + timedelta(seconds=11)).state}
+    assert states <= {"waiting", "admitted"}
+    assert queue_stats(concert_ids=[concert.id])[concert.id].waiting == 1
+
+
+@pytest.mark.django_db
+def test_an_admitted_session_runs_out_and_frees_its_slot():
+    concert = ConcertFactory(queue_max_active=1, queue_admitted_minutes=10)
+    start = timezone.now()
+    first = queue_enter(concert_id=concert.id, user_id=1, now=start)
+    second = queue_enter(concert_id=concert.id, user_id=2, now=start)
+    queue_admit_tick(concert=concert, now=start)
+    status = status_of(concert, 1, first.token, now=start)
+    assert status.state == "admitted"
+    assert status.admitted_until == start.replace(
+        microsecond=start.microsecond // 1000 * 1000
+    ) + timedelta(minutes=10)
+
+    status_of(concert, 2, second.token, now=start + timedelta(minutes=9))  # still polling
+    later = start + timedelta(minutes=10, seconds=1)
+    queue_admit_tick(concert=concert, now=later)
+
+    assert status_of(concert, 1, first.token, now=later).public_state == "expired"
+    assert status_of(concert, 2, second.token, now=later).state == "admitted"
+
+
+@pytest.mark.django_db
+def test_leaving_or_paying_frees_the_slot_for_the_next_customer():
+    concert = ConcertFactory(queue_max_active=1, queue_admit_per_minute=10_000)
+    tokens = [queue_enter(concert_id=concert.id, user_id=u).token for u in (1, 2, 3)]
+    queue_admit_tick(concert=concert)
+
+    queue_leave(token=token_read(tokens[0], user_id=1), user_id=1)
+    queue_admit_tick(concert=concert)
+    assert status_of(concert, 2, tokens[1]).state == "admitted"
+
+    queue_release(concert_id=concert.id, user_id=2)
+    queue_admit_tick(concert=concert)
+    assert status_of(concert, 3, tokens[2]).state == "admitted"
+    assert status_of(concert, 1, tokens[0]).public_state == "done"
+    assert status_of(concert, 2, tokens[1]).public_state == "done"
+
+
+@pytest.mark.django_db
+def test_reentering_after_leaving_starts_a_new_entry_at_the_back():
+    from queueing.errors import QueueTokenInvalid
+
+    concert = ConcertFactory()
+    old = queue_enter(concert_id=concert.id, user_id=1)
+    queue_enter(concert_id=concert.id, user_id=2)
+    queue_leave(token=token_read(old.token, user_id=1), user_id=1)
+
+    new = queue_enter(concert_id=concert.id, user_id=1)
+
+    assert new.created and new.token != old.token
+    assert new.status.position == 2
+    with pytest.raises(QueueTokenInvalid):
+        status_of(concert, 1, old.token)
+
+
+@pytest.mark.django_db
+def test_eta_comes_from_the_measured_admission_rate():
+    concert = ConcertFactory(queue_max_active=10_000, queue_admit_per_minute=600)  # 10 a second
+    start = timezone.now().replace(microsecond=0)
+    tokens = [queue_enter(concert_id=concert.id, user_id=u, now=start).token for u in range(1, 201)]
+
+    queue_admit_tick(concert=concert, now=start)  # the saved-up 20
+    queue_admit_tick(concert=concert, now=start + timedelta(seconds=1))  # 10 more
+
+    # 30 admitted over 2 seconds = 15 a second; the last customer is 170th: 170 / 15 -> 12 s.
+    last = status_of(concert, 200, tokens[-1], now=start + timedelta(seconds=1))
+    assert (last.position, last.eta_seconds) == (170, 12)
+
+
+@pytest.mark.django_db
+def test_positions_stay_right_with_a_hundred_thousand_waiting():
+    concert = ConcertFactory(queue_max_active=1_000, queue_admit_per_minute=1_000_000)
+    now = timezone.now()
+    client = queue_redis()
+    # Built fast: the same ENTER script, pipelined a thousand at a time.
+    for first in range(1, 100_001, 1000):
+        pipe = client.pipeline(transaction=False)
+        for user_id in range(first, first + 1000):
+            run_script(
+                "ENTER", concert.id, [user_id, f"{user_id:016x}", to_ms(now), 0, 0], client=pipe
+            )
+        pipe.execute()
+    assert client.zcard(queue_keys(concert.id)[0]) == 100_000
+
+    def position(user_id):
+        raw = f"{concert.id}.{user_id:016x}"
+        from queueing.tokens import token_issue
+
+        token = token_issue(concert_id=concert.id, user_id=user_id, nonce=f"{user_id:016x}")
+        assert token.startswith(raw)
+        return status_of(concert, user_id, token, now=now).position
+
+    assert [position(u) for u in (1, 2, 50_000, 99_999, 100_000)] == [1, 2, 50_000, 99_999, 100_000]
+    queue_admit_tick(concert=concert, now=now)  # lets the first 1,000 in
+    assert [position(u) for u in (1_001, 50_000, 100_000)] == [1, 49_000, 99_000]
+    assert queue_stats(concert_ids=[concert.id], now=now)[concert.id].waiting == 99_000
+
+
+@pytest.mark.django_db
+def test_all_keys_of_a_concert_share_one_cluster_slot():
+    keys = queue_keys(42)
+
+    assert {key[key.index("{") : key.index("}") + 1] for key in keys} == {"{42}"}
+
+
+def test_post_opening_order_keys_stay_exact_in_a_redis_double():
+    # Sorted-set scores are doubles: integers are exact below 2^53.
+    assert POST_OPENING_BASE + 10**12 < 2**53
