@@ -63,6 +63,12 @@ class AuthRateThrottle(SimpleRateThrottle):
     def get_cache_key(self, request, view) -> str:
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
+    def wait(self) -> float:
+        # DRF answers None when more requests got in than the rate allows (concurrent ones,
+        # or after the rate was lowered); a client still needs a Retry-After.
+        wait = super().wait()
+        return self.duration if wait is None else wait
+
 
 class AuthThrottledView(APIView):
     authentication_classes: list = []

@@ -57,6 +57,9 @@ class Stack:
     def __init__(self) -> None:
         self.processes: list[tuple[str, subprocess.Popen]] = []
         self.env = dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings", PYTHONUNBUFFERED="1")
+        # The system as customers meet it: errors in the API's JSON shape, not Django's debug
+        # pages. DEBUG=true bin/run for those.
+        self.env.setdefault("DEBUG", "false")
 
     def start(self, name: str, argv: list[str]) -> subprocess.Popen:
         # Own session: Ctrl-C reaches only this supervisor, which then stops the children in

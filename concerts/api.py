@@ -114,11 +114,8 @@ _SCHEDULE_EXAMPLE = {
 
 
 def _page_example(name: str, item: dict) -> OpenApiExample:
-    return OpenApiExample(
-        name,
-        value={"count": 1, "next": None, "previous": None, "results": [item]},
-        response_only=True,
-    )
+    # One item: drf-spectacular wraps list examples in the pagination envelope itself.
+    return OpenApiExample(name, value=item, response_only=True)
 
 
 class CachedCatalogListView(generics.ListAPIView):
@@ -149,7 +146,10 @@ class CachedCatalogListView(generics.ListAPIView):
         summary="List concerts",
         description="Published concerts, the soonest performance first. Cached; operator changes "
         "show at once.",
-        responses={200: ConcertSerializer(many=True), **error_responses("validation_error")},
+        responses={
+            200: ConcertSerializer(many=True),
+            **error_responses("validation_error", "not_found"),
+        },
         examples=[_page_example("concerts", _CONCERT_EXAMPLE)],
         tags=["catalog"],
     )

@@ -150,7 +150,13 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
 
 
 def _wants_json(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/") or request.path == "/healthz"
+    return request.path.lower().startswith(("/api", "/healthz"))
+
+
+def api_not_found(request: HttpRequest, *args, **kwargs) -> JsonResponse:
+    """The route of last resort under /api: a JSON 404 even with DEBUG on, where Django
+    would skip handler404 and show its HTML page."""
+    return JsonResponse(error_body("not_found", "Not found."), status=404)
 
 
 def json_page_not_found(request: HttpRequest, exception: Exception | None = None):

@@ -2,7 +2,6 @@ import logging
 
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_GET
 from django_redis import get_redis_connection
 
 from .errors import RETRY_AFTER_SECONDS_ON_OUTAGE, error_body
@@ -28,9 +27,15 @@ def _redis_ok() -> bool:
         return False
 
 
-@require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
     """200 when the database and Redis both answer, else 503 naming the one that did not."""
+    if request.method not in ("GET", "HEAD"):
+        response = JsonResponse(
+            error_body("method_not_allowed", f'Method "{request.method}" not allowed.'),
+            status=405,
+        )
+        response["Allow"] = "GET, HEAD"
+        return response
     checks = {
         "database": "ok" if _database_ok() else "unreachable",
         "redis": "ok" if _redis_ok() else "unreachable",

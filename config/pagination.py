@@ -36,3 +36,17 @@ class PageNumberPagination(pagination.PageNumberPagination):
         except InvalidPage:
             raise NotFound(f"Page {page_number} does not exist.") from None
         return list(self.page)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        bounds = {"page": {"minimum": 1}, "page_size": {"minimum": 1, "maximum": MAX_PAGE_SIZE}}
+        for parameter in parameters:
+            parameter["schema"].update(bounds.get(parameter["name"], {}))
+        return parameters
+
+    def get_paginated_response_schema(self, schema):
+        paginated = super().get_paginated_response_schema(schema)
+        properties = paginated["properties"]
+        properties["next"]["example"] = "https://tickets.example.com/api/v1/concerts?page=3"
+        properties["previous"]["example"] = "https://tickets.example.com/api/v1/concerts?page=1"
+        return paginated

@@ -238,13 +238,15 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "config.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
-    # How many reverse proxies sit in front of gunicorn (for the client IP of throttling).
-    "NUM_PROXIES": env_int("NUM_PROXIES", 0) if "NUM_PROXIES" in os.environ else None,
+    # How many reverse proxies sit in front of gunicorn. The client IP (for throttling) is
+    # read from X-Forwarded-For only that deep; 0 ignores the header, which any client can
+    # forge, so an unset value must never mean "trust it".
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0),
 }
 
 # Signup and login attempts per client IP: slows password guessing, not real customers.

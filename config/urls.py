@@ -1,8 +1,9 @@
 from django.contrib import admin
-from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from django.urls import include, path, re_path
 
+from .errors import api_not_found
 from .health import healthz
+from .schema_views import RedocView, SchemaView, SwaggerView
 
 admin.site.site_header = "Concert reservations — operations"
 admin.site.site_title = "Concert operations"
@@ -17,9 +18,11 @@ api_v1 = [
 
 urlpatterns = [
     path("api/v1/", include(api_v1)),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("api/schema/", SchemaView.as_view(), name="schema"),
+    path("api/docs/", SwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", RedocView.as_view(url_name="schema"), name="redoc"),
+    # Anything else under /api is a JSON 404, whatever DEBUG says.
+    re_path(r"^[Aa][Pp][Ii](?:/.*)?$", api_not_found),
     path("healthz", healthz, name="healthz"),  # answered by HealthCheckMiddleware first
     path("admin/", admin.site.urls),
 ]

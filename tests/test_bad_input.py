@@ -114,3 +114,100 @@ def test_a_huge_json_body_is_refused_cleanly(customer_client, db):
     )
 
     assert_error_shape(response)
+
+
+# Found by fuzzing the running server (schemathesis and hand probes).
+
+
+@pytest.mark.parametrize("body", ["[" * 5000 + "]" * 5000, '{"a":' * 100_000 + "1" + "}" * 100_000])
+def test_deeply_nested_json_is_a_400_not_a_crash(api_client, body):
+    response = api_client.generic(
+        "POST", "/api/v1/accounts/signup", body, content_type="application/json"
+    )
+
+    error = assert_error_shape(response, 400)
+    assert error["code"] == "malformed_request"
+
+
+def test_parse_errors_say_where_without_python_internals(api_client):
+    response = api_client.generic(
+        "POST", "/api/v1/accounts/token", '{"email": "a@b.c",}', content_type="application/json"
+    )
+
+    message = assert_error_shape(response, 400)["message"]
+    assert message.startswith("The body is not valid JSON:") and "line 1" in message
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api",
+        "/api/",
+        "/api/v1/",
+        "/api/v1/nope",
+        "/api/v2/concerts",
+        "/API/V1/CONCERTS",
+        "/api/v1/concerts/1/",
+        "/api/v1/accounts/me/",
+        "/api/v1/concerts/-1",
+    ],
+)
+@pytest.mark.parametrize("debug", [False, True])
+def test_unknown_api_paths_are_json_404s_even_with_debug_on(client, settings, path, debug, db):
+    settings.DEBUG = debug
+
+    response = client.get(path)
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete", "options"])
+@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/", "/api/redoc/"])
+def test_the_docs_refuse_other_methods_in_the_error_shape(client, path, method):
+    response = getattr(client, method)(path)
+
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_healthz_answers_head_and_refuses_writes_in_the_error_shape(client, db):
+    assert client.head("/healthz").status_code == 200
+
+    response = client.post("/healthz")
+
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, HEAD"
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_x_forwarded_for_cannot_dodge_the_login_throttle(api_client, settings, db):
+    settings.AUTH_THROTTLE_RATE = "2/minute"
+
+    statuses = [
+        api_client.post(
+            "/api/v1/accounts/token",
+            {"email": "a@example.com", "password": "x"},
+            format="json",
+            HTTP_X_FORWARDED_FOR=f"10.9.9.{attempt}",
+        ).status_code
+        for attempt in range(3)
+    ]
+
+    assert statuses == [400, 400, 429]
+
+
+def test_a_throttled_answer_always_says_when_to_retry(api_client, settings, db):
+    settings.AUTH_THROTTLE_RATE = "5/minute"
+    for _ in range(5):
+        api_client.post(
+            "/api/v1/accounts/token", {"email": "a@b.c", "password": "x"}, format="json"
+        )
+    settings.AUTH_THROTTLE_RATE = "2/minute"  # more history than the new rate allows
+
+    response = api_client.post(
+        "/api/v1/accounts/token", {"email": "a@b.c", "password": "x"}, format="json"
+    )
+
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) >= 1
