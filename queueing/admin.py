@@ -81,7 +81,7 @@ class ConcertQueueAdmin(admin.ModelAdmin):
     def admitted(self, concert) -> int:
         return self._stats_for(concert).admitted
 
-    @admin.display(description="Admitted / minute (last minute)")
+    @admin.display(description="Admission rate (per minute, measured)")
     def rate(self, concert) -> str:
         return f"{self._stats_for(concert).rate_per_minute:.0f}"
 

@@ -66,7 +66,7 @@ class Command(BaseCommand):
                 venue=venue,
                 description=f"{artist} live at {venue}.",
                 is_published=True,
-                sale_opens_at=timezone.now() - timedelta(hours=1),
+                sale_opens_at=today - timedelta(days=1),
             )
             first_night = today + timedelta(days=14 + 7 * index)
             for night in range(dates):
