@@ -1,6 +1,16 @@
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+
+POSITIVE_SETTINGS = (
+    "queue_max_active",
+    "queue_admit_per_minute",
+    "queue_admitted_minutes",
+    "queue_abandon_after_seconds",
+    "hold_minutes",
+)
+AT_LEAST_ONE = [MinValueValidator(1)]
 
 
 class Concert(models.Model):
@@ -18,23 +28,34 @@ class Concert(models.Model):
     queue_max_active = models.PositiveIntegerField(
         "customers shopping at once",
         default=100,
+        validators=AT_LEAST_ONE,
         help_text="How many admitted customers may view seats and hold at the same time.",
     )
     queue_admit_per_minute = models.PositiveIntegerField(
-        "admissions per minute", default=300, help_text="The most customers let in a minute."
+        "admissions per minute",
+        default=300,
+        validators=AT_LEAST_ONE,
+        help_text="The most customers let in a minute.",
     )
     queue_admitted_minutes = models.PositiveIntegerField(
         "admitted session (minutes)",
         default=10,
+        validators=AT_LEAST_ONE,
         help_text="How long an admitted customer may shop before the slot goes to the next.",
     )
     queue_abandon_after_seconds = models.PositiveIntegerField(
         "abandon after (seconds)",
         default=300,
+        validators=AT_LEAST_ONE,
         help_text="A waiting customer who stops polling this long loses their place.",
     )
     queue_paused = models.BooleanField(
         "admission paused", default=False, help_text="Nobody new is let in while paused."
+    )
+    hold_minutes = models.PositiveIntegerField(
+        default=5,
+        validators=AT_LEAST_ONE,
+        help_text="How long held seats wait for payment before going back on sale.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -42,14 +63,13 @@ class Concert(models.Model):
     class Meta:
         ordering = ["id"]
         indexes = [models.Index(fields=["is_published", "id"])]
+        # One constraint per field: a ModelForm validates only the constraints whose fields
+        # are all on the form, and the queue panel shows some of these fields, not all.
         constraints = [
             models.CheckConstraint(
-                condition=Q(queue_max_active__gt=0)
-                & Q(queue_admit_per_minute__gt=0)
-                & Q(queue_admitted_minutes__gt=0)
-                & Q(queue_abandon_after_seconds__gt=0),
-                name="concert_queue_settings_positive",
-            ),
+                condition=Q(**{f"{name}__gt": 0}), name=f"concert_{name}_positive"
+            )
+            for name in POSITIVE_SETTINGS
         ]
 
     def __str__(self) -> str:
@@ -100,6 +120,15 @@ class Seat(models.Model):
     )
     # Set while held. A hold past this instant counts as free everywhere, before any sweep runs.
     hold_expires_at = models.DateTimeField(null=True, blank=True)
+    # The reservation holding or owning the seat now. One column, so the database itself
+    # keeps a seat from belonging to two reservations at once.
+    reservation = models.ForeignKey(
+        "reservations.Reservation",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="current_seats",
+    )
 
     class Meta:
         ordering = ["section", "row", "number"]
@@ -119,6 +148,11 @@ class Seat(models.Model):
                 condition=Q(status=SeatStatus.HELD, hold_expires_at__isnull=False)
                 | (~Q(status=SeatStatus.HELD) & Q(hold_expires_at__isnull=True)),
                 name="seat_hold_expiry_iff_held",
+            ),
+            models.CheckConstraint(
+                condition=Q(status=SeatStatus.AVAILABLE, reservation__isnull=True)
+                | (~Q(status=SeatStatus.AVAILABLE) & Q(reservation__isnull=False)),
+                name="seat_reservation_iff_taken",
             ),
         ]
 

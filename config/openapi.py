@@ -41,7 +41,43 @@ ERROR_CATALOG: dict[str, tuple[int, str, dict]] = {
         "You are still waiting in the queue.",
         {"position": 1532, "eta_seconds": 307},
     ),
+    "insufficient_balance": (
+        402,
+        "The wallet balance is too low. Charge the wallet and pay again.",
+        {"balance": 100000, "amount": 330000},
+    ),
     "not_found": (404, "Not found.", {}),
+    "seats_unavailable": (409, "Some of these seats are already taken.", {"seat_ids": [102]}),
+    "hold_limit_reached": (
+        409,
+        "You may hold at most 4 seats of a performance at once.",
+        {"held": 4, "limit": 4},
+    ),
+    "reservation_not_payable": (
+        409,
+        "This reservation cannot be paid.",
+        {"status": "confirmed"},
+    ),
+    "reservation_not_cancellable": (
+        409,
+        "Only a held reservation can be cancelled.",
+        {"status": "confirmed"},
+    ),
+    "idempotency_in_progress": (
+        409,
+        "A request with this Idempotency-Key is still being processed. Retry shortly.",
+        {},
+    ),
+    "hold_expired": (
+        410,
+        "The hold ran out and its seats went to someone else. Hold seats again.",
+        {"reservation_id": 314},
+    ),
+    "idempotency_key_reused": (
+        422,
+        "This Idempotency-Key was used for a different request.",
+        {},
+    ),
     "queue_closed": (409, "Ticket sales for this concert have not been announced yet.", {}),
     "queue_token_expired": (
         410,

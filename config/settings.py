@@ -187,6 +187,15 @@ CELERY_BEAT_SCHEDULE = {
         # A tick that waited longer than this is pointless: the next one is already due.
         "options": {"expires": 2},
     },
+    "reservations-expire-lapsed-holds": {
+        "task": "reservations.tasks.expire_lapsed_holds",
+        "schedule": 5.0,
+        "options": {"expires": 10},
+    },
+    "payments-delete-old-idempotency-records": {
+        "task": "payments.tasks.delete_old_idempotency_records",
+        "schedule": 3600.0,
+    },
     "accounts-clear-expired-sessions": {
         "task": "accounts.tasks.clear_expired_sessions",
         "schedule": 3600.0,

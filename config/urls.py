@@ -14,6 +14,8 @@ api_v1 = [
     path("", include("accounts.urls")),
     path("", include("concerts.urls")),
     path("", include("queueing.urls")),
+    path("", include("reservations.urls")),
+    path("", include("payments.urls")),
 ]
 
 urlpatterns = [

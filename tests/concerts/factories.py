@@ -3,7 +3,7 @@ from datetime import timedelta
 import factory
 from django.utils import timezone
 
-from concerts.models import Concert, Schedule, Seat
+from concerts.models import Concert, Schedule, Seat, SeatStatus
 
 
 class ConcertFactory(factory.django.DjangoModelFactory):
@@ -36,3 +36,16 @@ class SeatFactory(factory.django.DjangoModelFactory):
     number = factory.Sequence(lambda n: n + 1)
     grade = "R"
     price = 110_000
+    status = SeatStatus.AVAILABLE
+    # A held or sold seat belongs to a reservation (the database insists).
+    reservation = factory.Maybe(
+        factory.LazyAttribute(lambda seat: seat.status != SeatStatus.AVAILABLE),
+        yes_declaration=factory.LazyAttribute(lambda seat: _reservation_for(seat.schedule)),
+        no_declaration=None,
+    )
+
+
+def _reservation_for(schedule):
+    from tests.reservations.factories import ReservationFactory
+
+    return ReservationFactory(schedule=schedule)

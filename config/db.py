@@ -1,0 +1,37 @@
+import functools
+import random
+import time
+
+from django.db import OperationalError, connection
+
+# MySQL/MariaDB: 1213 deadlock found, 1205 lock wait timeout. Both roll the transaction back
+# and are safe to run again from the start.
+RETRYABLE_LOCK_ERRORS = (1213, 1205)
+
+
+def retry_on_lock_conflict(attempts: int = 4):
+    """Run a transactional service again when the database chose it as a deadlock victim.
+
+    The whole call is retried, so it must own its transaction. Inside an outer atomic block
+    (an Idempotency-Key wrapper, say) the database has already rolled back the outer
+    transaction too, so the retry is left to whoever owns that block.
+    """
+
+    def decorate(service):
+        @functools.wraps(service)
+        def run(*args, **kwargs):
+            if connection.in_atomic_block:
+                return service(*args, **kwargs)
+            for attempt in range(1, attempts + 1):
+                try:
+                    return service(*args, **kwargs)
+                except OperationalError as error:
+                    code = error.args[0] if error.args else None
+                    if code not in RETRYABLE_LOCK_ERRORS or attempt == attempts:
+                        raise
+                    time.sleep(random.uniform(0, 0.01 * 2**attempt))  # jitter breaks lockstep
+            raise AssertionError("unreachable")
+
+        return run
+
+    return decorate

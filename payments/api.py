@@ -1,0 +1,176 @@
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.openapi import error_responses
+
+from . import services
+from .idempotency import HEADER, idempotent
+from .models import LedgerEntry, Payment
+
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    HEADER,
+    OpenApiTypes.UUID,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="A fresh UUID per operation. Retrying with the same key returns the first "
+    "answer instead of moving money again (kept 24 hours).",
+)
+
+
+class WalletSerializer(serializers.Serializer):
+    balance = serializers.IntegerField(help_text="Won (KRW).")
+    updated_at = serializers.DateTimeField()
+
+
+class LedgerEntrySerializer(serializers.ModelSerializer):
+    reservation_id = serializers.IntegerField(
+        source="payment.reservation_id", allow_null=True, default=None
+    )
+
+    class Meta:
+        model = LedgerEntry
+        fields = ["id", "kind", "amount", "balance_after", "reservation_id", "created_at"]
+
+
+class PaymentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Payment
+        fields = ["id", "reservation_id", "amount", "status", "created_at", "refunded_at"]
+
+
+class ChargeRequestSerializer(serializers.Serializer):
+    amount = serializers.IntegerField(
+        min_value=1,
+        max_value=services.MAX_CHARGE_WON,
+        help_text=f"Won, 1 to {services.MAX_CHARGE_WON:,} per charge.",
+    )
+
+
+class ChargeResponseSerializer(serializers.Serializer):
+    transaction = LedgerEntrySerializer()
+    balance = serializers.IntegerField()
+
+
+_ENTRY_EXAMPLE = {
+    "id": 12,
+    "kind": "charge",
+    "amount": 500000,
+    "balance_after": 500000,
+    "reservation_id": None,
+    "created_at": "2026-12-01T19:58:00+09:00",
+}
+_PAYMENT_EXAMPLE = {
+    "id": 99,
+    "reservation_id": 314,
+    "amount": 330000,
+    "status": "completed",
+    "created_at": "2026-12-01T20:06:02+09:00",
+    "refunded_at": None,
+}
+
+
+class WalletView(APIView):
+    @extend_schema(
+        operation_id="wallet_retrieve",
+        summary="My wallet balance",
+        responses={200: WalletSerializer, **error_responses("not_authenticated")},
+        examples=[
+            OpenApiExample(
+                "wallet",
+                value={"balance": 170000, "updated_at": "2026-12-01T20:06:02+09:00"},
+                response_only=True,
+            )
+        ],
+        tags=["wallet"],
+    )
+    def get(self, request):
+        return Response(WalletSerializer(services.wallet_for_user(user=request.user)).data)
+
+
+class WalletTransactionsView(generics.ListAPIView):
+    serializer_class = LedgerEntrySerializer
+
+    def get_queryset(self):
+        return (
+            LedgerEntry.objects.filter(wallet__user=self.request.user)
+            .select_related("payment")
+            .order_by("-id")
+        )
+
+    @extend_schema(
+        operation_id="wallet_transactions",
+        summary="My wallet ledger",
+        description="Every charge, payment and refund, newest first. The balance is always "
+        "the sum of these amounts.",
+        responses={
+            200: LedgerEntrySerializer(many=True),
+            **error_responses("not_authenticated", "validation_error", "not_found"),
+        },
+        examples=[OpenApiExample("ledger", value=_ENTRY_EXAMPLE, response_only=True)],
+        tags=["wallet"],
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class WalletChargeView(APIView):
+    @extend_schema(
+        operation_id="wallet_charge",
+        summary="Top up my wallet",
+        parameters=[IDEMPOTENCY_PARAMETER],
+        request=ChargeRequestSerializer,
+        responses={
+            201: ChargeResponseSerializer,
+            **error_responses(
+                "validation_error",
+                "not_authenticated",
+                "idempotency_in_progress",
+                "idempotency_key_reused",
+                "service_unavailable",
+            ),
+        },
+        examples=[
+            OpenApiExample("charge", value={"amount": 500000}, request_only=True),
+            OpenApiExample(
+                "charged",
+                value={"transaction": _ENTRY_EXAMPLE, "balance": 500000},
+                response_only=True,
+            ),
+        ],
+        tags=["wallet"],
+    )
+    def post(self, request):
+        payload = ChargeRequestSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+
+        def charge() -> Response:
+            entry = services.wallet_charge(user=request.user, **payload.validated_data)
+            return Response(
+                {"transaction": LedgerEntrySerializer(entry).data, "balance": entry.balance_after},
+                status=status.HTTP_201_CREATED,
+            )
+
+        return idempotent(request, charge)
+
+
+class PaymentListView(generics.ListAPIView):
+    serializer_class = PaymentSerializer
+
+    def get_queryset(self):
+        return Payment.objects.filter(user=self.request.user).order_by("-id")
+
+    @extend_schema(
+        operation_id="payments_list",
+        summary="My payments",
+        responses={
+            200: PaymentSerializer(many=True),
+            **error_responses("not_authenticated", "validation_error", "not_found"),
+        },
+        examples=[OpenApiExample("payments", value=_PAYMENT_EXAMPLE, response_only=True)],
+        tags=["wallet"],
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)

@@ -1,0 +1,115 @@
+"""Idempotency-Key for requests that move money (charges, payments).
+
+1. The key is claimed in a short transaction of its own: a row (customer, key) under a unique
+   constraint. A second request with the key finds the row: a different request -> 422; the
+   first still running -> 409 with Retry-After; the first finished -> its answer replayed.
+2. The work and the row's "completed, here is the answer" commit in one transaction, so the
+   record can never claim an answer whose writes were rolled back, nor the reverse.
+3. If the work fails with an error, the claim is dropped: the customer can fix the cause
+   (charge the wallet, say) and retry with the same key.
+A claim whose request died (process killed) is taken over after STALE_AFTER.
+"""
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from config.db import retry_on_lock_conflict
+
+from .errors import IdempotencyInProgress, IdempotencyKeyReused
+from .models import IdempotencyRecord
+
+HEADER = "Idempotency-Key"
+KEEP_FOR = timedelta(hours=24)
+STALE_AFTER = timedelta(seconds=30)
+
+
+def _fingerprint(request: Request) -> str:
+    body = json.dumps(request.data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
+
+
+def _key(request: Request) -> str | None:
+    raw = request.headers.get(HEADER)
+    if raw is None:
+        return None
+    try:
+        return str(uuid.UUID(raw.strip()))
+    except ValueError:
+        raise ValidationError(
+            {HEADER: ["Must be a UUID, e.g. a fresh uuid4 per operation."]}
+        ) from None
+
+
+def _claim(*, user_id: int, key: str, fingerprint: str) -> IdempotencyRecord | Response:
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            return IdempotencyRecord.objects.create(
+                user_id=user_id, key=key, fingerprint=fingerprint, locked_at=now
+            )
+    except IntegrityError:
+        pass
+    record = IdempotencyRecord.objects.filter(user_id=user_id, key=key).first()
+    if record is None:  # finished with an error and dropped in between: claim afresh
+        return _claim(user_id=user_id, key=key, fingerprint=fingerprint)
+    if record.created_at < now - KEEP_FOR:  # outlived its 24 hours; the sweep is behind
+        record.delete()
+        return _claim(user_id=user_id, key=key, fingerprint=fingerprint)
+    if record.fingerprint != fingerprint:
+        raise IdempotencyKeyReused()
+    if record.completed:
+        return Response(
+            record.response_body,
+            status=record.response_status,
+            headers={"Idempotent-Replayed": "true"},
+        )
+    if record.locked_at > now - STALE_AFTER:
+        raise IdempotencyInProgress()
+    taken_over = IdempotencyRecord.objects.filter(
+        id=record.id, completed=False, locked_at=record.locked_at
+    ).update(locked_at=now)
+    if not taken_over:
+        raise IdempotencyInProgress()
+    return record
+
+
+def idempotent(request: Request, work: Callable[[], Response]) -> Response:
+    """Answer `work()` once per Idempotency-Key; without the header, just answer it."""
+    key = _key(request)
+    if key is None:
+        return work()
+    claimed = _claim(user_id=request.user.id, key=key, fingerprint=_fingerprint(request))
+    if isinstance(claimed, Response):
+        return claimed
+    try:
+        return _work_and_record(claimed, work)
+    except Exception:
+        IdempotencyRecord.objects.filter(id=claimed.id, completed=False).delete()
+        raise
+
+
+@retry_on_lock_conflict()
+def _work_and_record(record: IdempotencyRecord, work: Callable[[], Response]) -> Response:
+    with transaction.atomic():
+        response = work()
+        IdempotencyRecord.objects.filter(id=record.id).update(
+            completed=True,
+            response_status=response.status_code,
+            response_body=json.loads(json.dumps(response.data, default=str)),
+        )
+    return response
+
+
+def idempotency_records_delete_old() -> int:
+    """Keys are kept 24 hours; the beat task calls this to drop older ones."""
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=timezone.now() - KEEP_FOR).delete()
+    return deleted

@@ -1,0 +1,170 @@
+"""Money: wallet charges, payments and refunds.
+
+A balance only changes by one conditional UPDATE (`balance = balance + x WHERE balance + x
+>= 0`) together with the ledger entry that records it, in one transaction; a CHECK keeps the
+column from ever going negative. No read-modify-write, so concurrent charges and payments
+of one wallet cannot lose an update.
+
+Lock order, everywhere: reservation row -> wallet row -> seat rows.
+"""
+
+import logging
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from accounts.models import User
+from concerts.models import Seat, SeatStatus
+from concerts.selectors import seat_free_q
+from config.db import retry_on_lock_conflict
+from config.errors import DomainError, NotFound
+from reservations.errors import HoldExpired, ReservationNotPayable
+from reservations.models import Reservation, ReservationStatus
+
+from .errors import InsufficientBalance, RefundNotPossible
+from .models import LedgerEntry, LedgerKind, Payment, PaymentStatus, Wallet
+
+logger = logging.getLogger(__name__)
+
+MAX_CHARGE_WON = 5_000_000
+
+
+class ChargeOutOfRange(DomainError):
+    status_code = 400
+    code = "validation_error"
+    message = "The request has invalid fields; see details."
+
+
+def wallet_for_user(*, user: User) -> Wallet:
+    """The customer's wallet, created empty on first use."""
+    wallet = Wallet.objects.filter(user=user).first()
+    if wallet is not None:
+        return wallet
+    try:
+        with transaction.atomic():
+            return Wallet.objects.create(user=user)
+    except IntegrityError:  # created by a concurrent request a moment ago
+        return Wallet.objects.get(user=user)
+
+
+def _wallet_move(
+    *,
+    user: User,
+    amount: int,
+    kind: str,
+    payment: Payment | None = None,
+    created_by: User | None = None,
+) -> LedgerEntry:
+    """Add `amount` (negative: take) to the wallet and record it. Call inside a transaction."""
+    wallet = wallet_for_user(user=user)
+    moved = Wallet.objects.filter(id=wallet.id, balance__gte=-amount).update(
+        balance=F("balance") + amount, updated_at=timezone.now()
+    )
+    balance = Wallet.objects.filter(id=wallet.id).values_list("balance", flat=True).get()
+    if not moved:
+        raise InsufficientBalance(details={"balance": balance, "amount": -amount})
+    return LedgerEntry.objects.create(
+        wallet=wallet,
+        kind=kind,
+        amount=amount,
+        balance_after=balance,
+        payment=payment,
+        created_by=created_by,
+    )
+
+
+@retry_on_lock_conflict()
+def wallet_charge(*, user: User, amount: int) -> LedgerEntry:
+    """Top up the wallet by `amount` won (1 to MAX_CHARGE_WON)."""
+    if not 1 <= amount <= MAX_CHARGE_WON:
+        raise ChargeOutOfRange(
+            details={"amount": [f"Charge between 1 and {MAX_CHARGE_WON:,} won."]}
+        )
+    with transaction.atomic():
+        return _wallet_move(user=user, amount=amount, kind=LedgerKind.CHARGE)
+
+
+@retry_on_lock_conflict()
+def payment_create(*, user: User, reservation_id: int, now: datetime | None = None) -> Payment:
+    """Pay a hold from the wallet: debit once, confirm once, the seats become sold.
+
+    A hold that ran out may still be paid while its seats are free (nobody took them over):
+    the customer loses nothing by a slow card of their own. If any seat went to someone
+    else, the answer is 410 hold_expired and nothing is debited.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        reservation = (
+            Reservation.objects.select_for_update()
+            .select_related("schedule")
+            .filter(id=reservation_id, user=user)
+            .first()
+        )
+        if reservation is None:
+            raise NotFound("Reservation not found.")
+        if reservation.status not in (ReservationStatus.HELD, ReservationStatus.EXPIRED):
+            raise ReservationNotPayable(details={"status": reservation.status})
+
+        payment = Payment.objects.create(
+            reservation=reservation, user=user, amount=reservation.total_price
+        )
+        _wallet_move(
+            user=user, amount=-reservation.total_price, kind=LedgerKind.PAYMENT, payment=payment
+        )
+        seat_ids = list(reservation.items.values_list("seat_id", flat=True))
+        sold = (
+            Seat.objects.filter(id__in=seat_ids)
+            .filter(Q(reservation=reservation, status=SeatStatus.HELD) | seat_free_q(now))
+            .update(status=SeatStatus.SOLD, reservation=reservation, hold_expires_at=None)
+        )
+        if sold != len(seat_ids):
+            raise HoldExpired(details={"reservation_id": reservation.id})
+        reservation.status = ReservationStatus.CONFIRMED
+        reservation.save(update_fields=["status", "updated_at"])
+
+        concert_id = reservation.schedule.concert_id
+        transaction.on_commit(lambda: _release_queue_slot(concert_id=concert_id, user_id=user.id))
+    return payment
+
+
+def _release_queue_slot(*, concert_id: int, user_id: int) -> None:
+    """The buyer is done shopping: their admitted slot goes to the next in line. The payment
+    is already committed, so a Redis hiccup here must not fail it: the slot would free
+    itself when the admitted session runs out."""
+    from queueing.services import queue_release
+
+    try:
+        queue_release(concert_id=concert_id, user_id=user_id)
+    except Exception:
+        logger.warning("Could not free the queue slot of user %s", user_id, exc_info=True)
+
+
+@retry_on_lock_conflict()
+def payment_refund(*, payment_id: int, operator: User) -> Payment:
+    """An operator refunds a confirmed reservation: money back to the wallet, seats on sale."""
+    with transaction.atomic():
+        reservation = Reservation.objects.select_for_update().filter(payment__id=payment_id).first()
+        if reservation is None:
+            raise NotFound("Payment not found.")
+        payment = Payment.objects.select_related("user").get(id=payment_id)
+        if payment.status != PaymentStatus.COMPLETED:
+            raise RefundNotPossible(details={"status": payment.status})
+        _wallet_move(
+            user=payment.user,
+            amount=payment.amount,
+            kind=LedgerKind.REFUND,
+            payment=payment,
+            created_by=operator,
+        )
+        Seat.objects.filter(reservation=reservation, status=SeatStatus.SOLD).update(
+            status=SeatStatus.AVAILABLE, reservation=None
+        )
+        payment.status = PaymentStatus.REFUNDED
+        payment.refunded_at = timezone.now()
+        payment.refunded_by = operator
+        payment.save(update_fields=["status", "refunded_at", "refunded_by"])
+        reservation.status = ReservationStatus.REFUNDED
+        reservation.save(update_fields=["status", "updated_at"])
+    return payment

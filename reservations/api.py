@@ -1,0 +1,226 @@
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.openapi import error_responses
+from payments.api import IDEMPOTENCY_PARAMETER, PaymentSerializer
+from payments.idempotency import idempotent
+from payments.services import payment_create
+from queueing.api import QUEUE_TOKEN_HEADER, QUEUE_TOKEN_PARAMETER
+
+from . import selectors, services
+from .models import Reservation
+
+
+class HoldRequestSerializer(serializers.Serializer):
+    schedule_id = serializers.IntegerField(min_value=1, max_value=2**62)
+    seat_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**62),
+        min_length=1,
+        max_length=services.MAX_SEATS_PER_CUSTOMER_AND_SCHEDULE,
+        help_text="1 to 4 different seats of the schedule.",
+    )
+
+    def validate_seat_ids(self, seat_ids: list[int]) -> list[int]:
+        if len(set(seat_ids)) != len(seat_ids):
+            raise serializers.ValidationError("Each seat may appear once.")
+        return seat_ids
+
+
+class ReservationSeatSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="seat.id")
+    section = serializers.CharField(source="seat.section")
+    row = serializers.IntegerField(source="seat.row")
+    number = serializers.IntegerField(source="seat.number")
+    grade = serializers.CharField(source="seat.grade")
+    price = serializers.IntegerField(help_text="Won, as held.")
+
+
+class ReservationScheduleSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    concert_id = serializers.IntegerField()
+    concert_title = serializers.CharField(source="concert.title")
+    starts_at = serializers.DateTimeField()
+
+
+class ReservationSerializer(serializers.ModelSerializer):
+    status = serializers.SerializerMethodField(
+        help_text="held -> confirmed (paid) | expired | cancelled; confirmed -> refunded. A "
+        "hold past `expires_at` reads `expired` at once."
+    )
+    schedule = ReservationScheduleSerializer()
+    seats = ReservationSeatSerializer(source="items", many=True)
+
+    class Meta:
+        model = Reservation
+        fields = ["id", "status", "schedule", "seats", "total_price", "expires_at", "created_at"]
+
+    def get_status(self, reservation: Reservation) -> str:
+        return services.reservation_effective_status(reservation, timezone.now())
+
+
+_RESERVATION_EXAMPLE = {
+    "id": 314,
+    "status": "held",
+    "schedule": {
+        "id": 7,
+        "concert_id": 1,
+        "concert_title": "Blue Hour World Tour",
+        "starts_at": "2026-12-20T19:00:00+09:00",
+    },
+    "seats": [
+        {"id": 101, "section": "A", "row": 1, "number": 1, "grade": "VIP", "price": 165000},
+        {"id": 102, "section": "A", "row": 1, "number": 2, "grade": "VIP", "price": 165000},
+    ],
+    "total_price": 330000,
+    "expires_at": "2026-12-01T20:09:30+09:00",
+    "created_at": "2026-12-01T20:04:30+09:00",
+}
+
+RESERVATION_ID = OpenApiParameter("reservation_id", int, OpenApiParameter.PATH)
+
+
+class ReservationListView(generics.ListAPIView):
+    serializer_class = ReservationSerializer
+
+    def get_queryset(self):
+        return selectors.reservation_list_for_user(user_id=self.request.user.id)
+
+    @extend_schema(
+        operation_id="reservations_list",
+        summary="My reservations",
+        responses={
+            200: ReservationSerializer(many=True),
+            **error_responses("not_authenticated", "validation_error", "not_found"),
+        },
+        examples=[OpenApiExample("reservations", value=_RESERVATION_EXAMPLE, response_only=True)],
+        tags=["reservations"],
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="reservations_hold",
+        summary="Hold seats",
+        description="Holds 1-4 seats of one schedule for the concert's hold time (5 minutes "
+        "by default): all of them or none. Needs an admitted X-Queue-Token of the concert. A "
+        "customer may hold at most 4 seats of a performance at once. Taken seats -> 409 "
+        "`seats_unavailable` with their ids in `details.seat_ids`.",
+        parameters=[QUEUE_TOKEN_PARAMETER],
+        request=HoldRequestSerializer,
+        responses={
+            201: ReservationSerializer,
+            **error_responses(
+                "validation_error",
+                "not_authenticated",
+                "queue_token_invalid",
+                "queue_not_admitted",
+                "not_found",
+                "seats_unavailable",
+                "hold_limit_reached",
+                "queue_token_expired",
+                "service_unavailable",
+            ),
+        },
+        examples=[
+            OpenApiExample(
+                "hold", value={"schedule_id": 7, "seat_ids": [101, 102]}, request_only=True
+            ),
+            OpenApiExample("held", value=_RESERVATION_EXAMPLE, response_only=True),
+        ],
+        tags=["reservations"],
+    )
+    def post(self, request):
+        payload = HoldRequestSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        reservation = services.reservation_hold(
+            user=request.user,
+            queue_token=request.headers.get(QUEUE_TOKEN_HEADER),
+            **payload.validated_data,
+        )
+        reservation = selectors.reservation_get_for_user(
+            user_id=request.user.id, reservation_id=reservation.id
+        )
+        return Response(ReservationSerializer(reservation).data, status=status.HTTP_201_CREATED)
+
+
+class ReservationDetailView(APIView):
+    @extend_schema(
+        operation_id="reservations_retrieve",
+        summary="One of my reservations",
+        responses={
+            200: ReservationSerializer,
+            **error_responses("not_authenticated", "not_found"),
+        },
+        examples=[OpenApiExample("reservation", value=_RESERVATION_EXAMPLE, response_only=True)],
+        tags=["reservations"],
+    )
+    def get(self, request, reservation_id: int):
+        reservation = selectors.reservation_get_for_user(
+            user_id=request.user.id, reservation_id=reservation_id
+        )
+        return Response(ReservationSerializer(reservation).data)
+
+    @extend_schema(
+        operation_id="reservations_cancel",
+        summary="Cancel a hold",
+        description="Its seats go back on sale at once. Cancelling twice is harmless; a paid, "
+        "expired or refunded reservation cannot be cancelled (409).",
+        responses={
+            204: None,
+            **error_responses("not_authenticated", "not_found", "reservation_not_cancellable"),
+        },
+        tags=["reservations"],
+    )
+    def delete(self, request, reservation_id: int):
+        services.reservation_cancel(user=request.user, reservation_id=reservation_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ReservationPaymentView(APIView):
+    @extend_schema(
+        operation_id="reservations_pay",
+        summary="Pay a hold from the wallet",
+        description="Debits the wallet once and confirms the reservation once, whatever the "
+        "retries: send an `Idempotency-Key` and a retry gets the first answer back. A hold "
+        "that ran out can still be paid while nobody has taken its seats.",
+        parameters=[IDEMPOTENCY_PARAMETER],
+        request=None,
+        responses={
+            201: PaymentSerializer,
+            **error_responses(
+                "validation_error",
+                "not_authenticated",
+                "insufficient_balance",
+                "not_found",
+                "reservation_not_payable",
+                "idempotency_in_progress",
+                "hold_expired",
+                "idempotency_key_reused",
+                "service_unavailable",
+            ),
+        },
+        examples=[
+            OpenApiExample(
+                "paid",
+                value={
+                    "id": 99,
+                    "reservation_id": 314,
+                    "amount": 330000,
+                    "status": "completed",
+                    "created_at": "2026-12-01T20:06:02+09:00",
+                    "refunded_at": None,
+                },
+                response_only=True,
+            )
+        ],
+        tags=["reservations"],
+    )
+    def post(self, request, reservation_id: int):
+        def pay() -> Response:
+            payment = payment_create(user=request.user, reservation_id=reservation_id)
+            return Response(PaymentSerializer(payment).data, status=status.HTTP_201_CREATED)
+
+        return idempotent(request, pay)

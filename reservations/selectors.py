@@ -1,0 +1,25 @@
+from django.db.models import Prefetch, QuerySet
+
+from config.errors import NotFound
+
+from .models import Reservation, ReservationSeat
+
+
+def reservation_list_for_user(*, user_id: int) -> QuerySet[Reservation]:
+    return (
+        Reservation.objects.filter(user_id=user_id)
+        .select_related("schedule__concert")
+        .prefetch_related(
+            Prefetch("items", queryset=ReservationSeat.objects.select_related("seat"))
+        )
+        .order_by("-id")
+    )
+
+
+def reservation_get_for_user(*, user_id: int, reservation_id: int) -> Reservation:
+    """The customer's own reservation. Another customer's is 'not found', never 'forbidden':
+    its existence is not revealed."""
+    reservation = reservation_list_for_user(user_id=user_id).filter(id=reservation_id).first()
+    if reservation is None:
+        raise NotFound("Reservation not found.")
+    return reservation

@@ -1,0 +1,17 @@
+from django.urls import path
+
+from . import api
+
+urlpatterns = [
+    path("reservations", api.ReservationListView.as_view(), name="reservations"),
+    path(
+        "reservations/<int:reservation_id>",
+        api.ReservationDetailView.as_view(),
+        name="reservation-detail",
+    ),
+    path(
+        "reservations/<int:reservation_id>/payment",
+        api.ReservationPaymentView.as_view(),
+        name="reservation-payment",
+    ),
+]
