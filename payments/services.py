@@ -5,7 +5,7 @@ A balance only changes by one conditional UPDATE (`balance = balance + x WHERE b
 column from ever going negative. No read-modify-write, so concurrent charges and payments
 of one wallet cannot lose an update.
 
-Lock order, everywhere: reservation row -> wallet row -> seat rows.
+Lock order, everywhere: reservation row -> seat rows -> wallet row.
 """
 
 import logging
@@ -107,20 +107,21 @@ def payment_create(*, user: User, reservation_id: int, now: datetime | None = No
         if reservation.status not in (ReservationStatus.HELD, ReservationStatus.EXPIRED):
             raise ReservationNotPayable(details={"status": reservation.status})
 
-        payment = Payment.objects.create(
-            reservation=reservation, user=user, amount=reservation.total_price
-        )
-        _wallet_move(
-            user=user, amount=-reservation.total_price, kind=LedgerKind.PAYMENT, payment=payment
-        )
+        # Seats first: if they are gone, "top up your wallet" would be the wrong advice.
         seat_ids = list(reservation.items.values_list("seat_id", flat=True))
         sold = (
             Seat.objects.filter(id__in=seat_ids)
             .filter(Q(reservation=reservation, status=SeatStatus.HELD) | seat_free_q(now))
             .update(status=SeatStatus.SOLD, reservation=reservation, hold_expires_at=None)
         )
-        if sold != len(seat_ids):
+        if sold != len(seat_ids):  # raising rolls back the seats sold above
             raise HoldExpired(details={"reservation_id": reservation.id})
+        payment = Payment.objects.create(
+            reservation=reservation, user=user, amount=reservation.total_price
+        )
+        _wallet_move(
+            user=user, amount=-reservation.total_price, kind=LedgerKind.PAYMENT, payment=payment
+        )
         reservation.status = ReservationStatus.CONFIRMED
         reservation.save(update_fields=["status", "updated_at"])
 
@@ -151,15 +152,15 @@ def payment_refund(*, payment_id: int, operator: User) -> Payment:
         payment = Payment.objects.select_related("user").get(id=payment_id)
         if payment.status != PaymentStatus.COMPLETED:
             raise RefundNotPossible(details={"status": payment.status})
+        Seat.objects.filter(reservation=reservation, status=SeatStatus.SOLD).update(
+            status=SeatStatus.AVAILABLE, reservation=None
+        )
         _wallet_move(
             user=payment.user,
             amount=payment.amount,
             kind=LedgerKind.REFUND,
             payment=payment,
             created_by=operator,
-        )
-        Seat.objects.filter(reservation=reservation, status=SeatStatus.SOLD).update(
-            status=SeatStatus.AVAILABLE, reservation=None
         )
         payment.status = PaymentStatus.REFUNDED
         payment.refunded_at = timezone.now()

@@ -78,9 +78,8 @@ def reservation_hold(
             .filter(seat_free_q(now))
             .update(status=SeatStatus.HELD, reservation=reservation, hold_expires_at=expires_at)
         )
-        if claimed != len(seat_ids):
-            transaction.set_rollback(True)
-            _raise_why_not_claimed(schedule.id, seat_ids, reservation, now)
+        if claimed != len(seat_ids):  # raising rolls back the reservation and any seat taken
+            _raise_why_not_claimed(schedule.id, seat_ids, reservation)
 
         prices = dict(Seat.objects.filter(reservation=reservation).values_list("id", "price"))
         ReservationSeat.objects.bulk_create(
@@ -92,7 +91,7 @@ def reservation_hold(
     return reservation
 
 
-def _raise_why_not_claimed(schedule_id: int, seat_ids: list[int], reservation, now) -> None:
+def _raise_why_not_claimed(schedule_id: int, seat_ids: list[int], reservation) -> None:
     in_schedule = set(
         Seat.objects.filter(id__in=seat_ids, schedule_id=schedule_id).values_list("id", flat=True)
     )
