@@ -92,7 +92,7 @@ class ConcertAdmin(CatalogAdminMixin, admin.ModelAdmin):
     readonly_fields = ["created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["title", "artist", "venue", "description"]}),
-        ("Sales", {"fields": ["is_published", "sale_opens_at"]}),
+        ("Sales", {"fields": ["is_published", "sale_opens_at", "hold_minutes"]}),
         (
             "Waiting room",
             {

@@ -4,6 +4,7 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.money import WonField
 from config.openapi import error_responses
 
 from . import services
@@ -42,7 +43,7 @@ class PaymentSerializer(serializers.ModelSerializer):
 
 
 class ChargeRequestSerializer(serializers.Serializer):
-    amount = serializers.IntegerField(
+    amount = WonField(
         min_value=1,
         max_value=services.MAX_CHARGE_WON,
         help_text=f"Won, 1 to {services.MAX_CHARGE_WON:,} per charge.",

@@ -37,6 +37,7 @@ def test_operator_creates_a_concert_generates_seats_and_customers_see_them(
                 "queue_admit_per_minute": "300",
                 "queue_admitted_minutes": "10",
                 "queue_abandon_after_seconds": "300",
+                "hold_minutes": "5",
                 "schedules-TOTAL_FORMS": "1",
                 "schedules-INITIAL_FORMS": "0",
                 "schedules-MIN_NUM_FORMS": "0",

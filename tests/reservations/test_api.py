@@ -40,7 +40,9 @@ def test_the_whole_customer_flow_over_http(
     ).json()
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {signup['token']}")
     charge = api_client.post(
-        "/api/v1/wallet/charges", {"amount": 300_000}, format="json",
+        "/api/v1/wallet/charges",
+        {"amount": 300_000},
+        format="json",
         HTTP_IDEMPOTENCY_KEY="0b6f4c0e-2b1c-4b7e-9a51-6d0f1f3b9f10",
     )
     assert (charge.status_code, charge.json()["balance"]) == (201, 300_000)
@@ -66,7 +68,8 @@ def test_the_whole_customer_flow_over_http(
     assert [seat["id"] for seat in reservation["seats"]] == wanted
     after_hold = api_client.get(f"/api/v1/schedules/{schedule.id}/seats").json()
     assert {s["id"]: s["status"] for s in after_hold["seats"] if s["id"] in wanted} == {
-        wanted[0]: "held", wanted[1]: "held",
+        wanted[0]: "held",
+        wanted[1]: "held",
     }
 
     # Pay.
@@ -77,10 +80,15 @@ def test_the_whole_customer_flow_over_http(
         )
     assert paid.status_code == 201, paid.content
     assert paid.json()["amount"] == 200_003
-    assert api_client.get(f"/api/v1/reservations/{reservation['id']}").json()["status"] == "confirmed"
+    assert (
+        api_client.get(f"/api/v1/reservations/{reservation['id']}").json()["status"] == "confirmed"
+    )
     assert api_client.get("/api/v1/wallet").json()["balance"] == 300_000 - 200_003
     ledger = api_client.get("/api/v1/wallet/transactions").json()["results"]
-    assert [(e["kind"], e["amount"]) for e in ledger] == [("payment", -200_003), ("charge", 300_000)]
+    assert [(e["kind"], e["amount"]) for e in ledger] == [
+        ("payment", -200_003),
+        ("charge", 300_000),
+    ]
     assert api_client.get("/api/v1/payments").json()["count"] == 1
     sold = api_client.get(f"/api/v1/schedules/{schedule.id}/seats")
     # Paying freed the customer's queue slot: they are done shopping.
@@ -123,8 +131,12 @@ def test_taken_seats_are_a_409_naming_them_and_nothing_is_held(customer, admit, 
 def test_a_lapsed_hold_frees_its_seats_for_the_next_customer_at_once(customer, admit, schedule):
     client = admit(schedule.concert)
     wanted = seat_ids(schedule, 1, 2)
-    first = client.post("/api/v1/reservations", {"schedule_id": schedule.id, "seat_ids": wanted}, format="json").json()
-    Reservation.objects.filter(id=first["id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
+    first = client.post(
+        "/api/v1/reservations", {"schedule_id": schedule.id, "seat_ids": wanted}, format="json"
+    ).json()
+    Reservation.objects.filter(id=first["id"]).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
     Seat.objects.filter(id__in=wanted).update(hold_expires_at=timezone.now() - timedelta(seconds=1))
     assert client.get(f"/api/v1/reservations/{first['id']}").json()["status"] == "expired"
 
@@ -168,7 +180,9 @@ def test_seats_of_another_schedule_are_a_validation_error(admit, schedule):
     elsewhere = SeatFactory()
 
     response = client.post(
-        "/api/v1/reservations", {"schedule_id": schedule.id, "seat_ids": [elsewhere.id]}, format="json"
+        "/api/v1/reservations",
+        {"schedule_id": schedule.id, "seat_ids": [elsewhere.id]},
+        format="json",
     )
 
     assert (response.status_code, error(response)["code"]) == (400, "validation_error")
@@ -207,7 +221,9 @@ def test_cancelling_a_hold_frees_its_seats_at_once(admit, schedule):
 def test_another_customers_reservation_is_invisible_everywhere(admit, schedule):
     owner = admit(schedule.concert)
     reservation = owner.post(
-        "/api/v1/reservations", {"schedule_id": schedule.id, "seat_ids": seat_ids(schedule, 1)}, format="json"
+        "/api/v1/reservations",
+        {"schedule_id": schedule.id, "seat_ids": seat_ids(schedule, 1)},
+        format="json",
     ).json()
     stranger = client_for(UserFactory())
     path = f"/api/v1/reservations/{reservation['id']}"
@@ -223,13 +239,18 @@ def test_another_customers_reservation_is_invisible_everywhere(admit, schedule):
     assert Reservation.objects.get(id=reservation["id"]).status == ReservationStatus.HELD
 
 
-def test_my_reservations_list_uses_a_fixed_number_of_queries(customer, customer_client, django_assert_max_num_queries):
+def test_my_reservations_list_uses_a_fixed_number_of_queries(
+    customer, customer_client, django_assert_max_num_queries
+):
     from tests.reservations.factories import ReservationFactory, ReservationSeatFactory
 
     for _ in range(10):
         reservation = ReservationFactory(user=customer)
         for number in range(1, 4):
-            ReservationSeatFactory(reservation=reservation, seat=SeatFactory(schedule=reservation.schedule, number=number))
+            ReservationSeatFactory(
+                reservation=reservation,
+                seat=SeatFactory(schedule=reservation.schedule, number=number),
+            )
 
     with django_assert_max_num_queries(4):  # token, count, page with schedules, seats
         response = customer_client.get("/api/v1/reservations?page_size=100")

@@ -62,7 +62,9 @@ def test_three_hundred_customers_on_fifty_seats_never_share_a_seat():
         ),
     )
 
-    unexpected = [o for o in outcomes if isinstance(o, Exception) and not isinstance(o, SeatsUnavailable)]
+    unexpected = [
+        o for o in outcomes if isinstance(o, Exception) and not isinstance(o, SeatsUnavailable)
+    ]
     assert unexpected == []  # no deadlock or lock timeout reached a customer
     winners = [o for o in outcomes if isinstance(o, Reservation)]
     assert winners
@@ -157,7 +159,10 @@ def test_payments_racing_the_expiry_sweep_are_paid_or_expired_never_both():
         seat = Seat.objects.get(id=reservation.items.get().seat_id)
         if reservation.status == ReservationStatus.CONFIRMED:
             assert (paid, debits, seat.status, seat.reservation_id) == (
-                True, 1, SeatStatus.SOLD, reservation.id
+                True,
+                1,
+                SeatStatus.SOLD,
+                reservation.id,
             )
         else:
             assert reservation.status == ReservationStatus.EXPIRED
@@ -192,6 +197,8 @@ def test_sweepers_side_by_side_expire_each_hold_once():
 
     assert sum(swept) == 30
     assert set(
-        Reservation.objects.filter(id__in=[r.id for r in reservations]).values_list("status", flat=True)
+        Reservation.objects.filter(id__in=[r.id for r in reservations]).values_list(
+            "status", flat=True
+        )
     ) == {ReservationStatus.EXPIRED}
     assert not Seat.objects.filter(status=SeatStatus.HELD).exists()

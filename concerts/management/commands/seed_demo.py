@@ -8,9 +8,12 @@ from rest_framework.authtoken.models import Token
 
 from concerts.models import Concert, Schedule
 from concerts.services import SeatBlock, seat_map_generate
+from payments.models import LedgerEntry
+from payments.services import wallet_charge
 
 DEMO_CUSTOMER = ("demo@example.com", "demo-customer-pass")
 DEMO_OPERATOR = ("operator@example.com", "demo-operator-pass")
+DEMO_WALLET_WON = 1_000_000
 
 # Three sections of 5 rows x 10 seats: 150 seats a performance, three price grades.
 DEMO_BLOCKS = [
@@ -45,6 +48,8 @@ class Command(BaseCommand):
                     email=operator_email, password=operator_password, name="Demo Operator"
                 )
             token, _ = Token.objects.get_or_create(user=customer)
+            if not LedgerEntry.objects.filter(wallet__user=customer).exists():
+                wallet_charge(user=customer, amount=DEMO_WALLET_WON)
 
             if not Concert.objects.exists():
                 self._create_concerts()
@@ -52,7 +57,8 @@ class Command(BaseCommand):
         self.stdout.write(
             "Demo logins:\n"
             f"  operator (admin):  {operator_email} / {operator_password}\n"
-            f"  customer (API):    {customer_email} / {customer_password}\n"
+            f"  customer (API):    {customer_email} / {customer_password}"
+            f" (wallet: ₩{DEMO_WALLET_WON:,})\n"
             f"  customer token:    Authorization: Bearer {token.key}"
         )
 

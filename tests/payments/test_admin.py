@@ -1,0 +1,94 @@
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.test import Client
+
+from concerts.models import Seat, SeatStatus
+from payments.models import LedgerKind, PaymentStatus, Wallet
+from payments.services import payment_create, wallet_charge
+from reservations.models import ReservationStatus
+from tests.accounts.factories import OperatorFactory
+from tests.concerts.factories import SeatFactory
+from tests.reservations.factories import ReservationFactory, ReservationSeatFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def operator():
+    return OperatorFactory()
+
+
+@pytest.fixture
+def operator_client(operator) -> Client:
+    client = Client()
+    client.force_login(operator)
+    return client
+
+
+@pytest.fixture
+def payment(customer):
+    wallet_charge(user=customer, amount=300_000)
+    reservation = ReservationFactory(user=customer, total_price=120_000)
+    seat = SeatFactory(
+        schedule=reservation.schedule,
+        status=SeatStatus.HELD,
+        hold_expires_at=reservation.expires_at,
+        reservation=reservation,
+        price=120_000,
+    )
+    ReservationSeatFactory(reservation=reservation, seat=seat, price=120_000)
+    return payment_create(user=customer, reservation_id=reservation.id)
+
+
+def test_an_operator_refunds_a_payment_with_an_audit_trail(operator, operator_client, payment):
+    response = operator_client.post(
+        "/admin/payments/payment/", {"action": "refund", "_selected_action": [payment.id]}
+    )
+
+    assert response.status_code == 302
+    payment.refresh_from_db()
+    assert (payment.status, payment.refunded_by) == (PaymentStatus.REFUNDED, operator)
+    assert payment.reservation.status == ReservationStatus.REFUNDED
+    seat = Seat.objects.get(id=payment.reservation.items.get().seat_id)
+    assert (seat.status, seat.reservation_id) == (SeatStatus.AVAILABLE, None)
+    wallet = Wallet.objects.get(user=payment.user)
+    assert wallet.balance == 300_000
+    refund = wallet.entries.get(kind=LedgerKind.REFUND)
+    assert (refund.amount, refund.created_by) == (120_000, operator)
+    assert LogEntry.objects.filter(user=operator, object_id=str(payment.id)).exists()
+
+
+def test_refunding_twice_moves_money_once(operator_client, payment):
+    for _ in range(2):
+        operator_client.post(
+            "/admin/payments/payment/", {"action": "refund", "_selected_action": [payment.id]}
+        )
+
+    assert Wallet.objects.get(user=payment.user).balance == 300_000
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/payments/payment/",
+        "/admin/payments/wallet/",
+        "/admin/payments/ledgerentry/",
+        "/admin/reservations/reservation/",
+    ],
+)
+def test_money_screens_render_read_only(operator_client, payment, path):
+    listing = operator_client.get(path)
+    assert listing.status_code == 200
+    assert "₩" in listing.content.decode() or path.endswith("reservation/")
+
+    assert (
+        operator_client.get(
+            f"/admin/reservations/reservation/{payment.reservation_id}/change/"
+        ).status_code
+        == 200
+    )
+    wallet = Wallet.objects.get(user=payment.user)
+    wallet_page = operator_client.get(f"/admin/payments/wallet/{wallet.id}/change/")
+    assert wallet_page.status_code == 200
+    assert "₩180,000" in wallet_page.content.decode()
+    assert operator_client.get("/admin/payments/wallet/add/").status_code == 403
