@@ -95,19 +95,25 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _is_outage(exc: Exception) -> bool:
-    """Redis or the database cannot answer right now: the client should retry, not give up.
+# MySQL/MariaDB error codes that mean "the database cannot answer now, retry shortly":
+# connection refused/lost/gone away, too many connections, server shutting down, and
+# deadlock / lock wait timeout (services retry those; one that still escapes is retryable).
+# mysqlclient raises OperationalError for bugs too (1054 unknown column): those stay 500s.
+MYSQL_RETRYABLE = {1040, 1053, 1205, 1213, 2002, 2003, 2005, 2006, 2013, 2055}
 
-    OperationalError also covers MySQL deadlocks and lock wait timeouts; services retry those
-    themselves, and one that still escapes is as retryable as a lost connection.
-    """
-    return isinstance(
-        exc,
-        redis.exceptions.ConnectionError
-        | redis.exceptions.TimeoutError
-        | OperationalError
-        | InterfaceError,
-    )
+
+def _is_outage(exc: Exception) -> bool:
+    """Redis or the database cannot answer right now: the client should retry, not give up."""
+    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+        return True
+    if isinstance(exc, InterfaceError):  # the connection is already closed
+        return True
+    if isinstance(exc, OperationalError):
+        code = exc.args[0] if exc.args else None
+        if isinstance(code, int):
+            return code in MYSQL_RETRYABLE
+        return "locked" in str(exc)  # SQLite: "database is locked"
+    return False
 
 
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:

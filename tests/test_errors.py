@@ -97,3 +97,27 @@ def test_non_api_404s_stay_html(client):
 
     assert response.status_code == 404
     assert not response["Content-Type"].startswith("application/json")
+
+
+class BrokenQuery(APIView):
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    def get(self, request):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT no_such_column FROM concerts_concert")
+
+
+urlpatterns.append(path("api/v1/broken", BrokenQuery.as_view()))
+
+
+@pytest.mark.urls("tests.test_errors")
+@pytest.mark.django_db
+def test_a_query_bug_is_a_500_not_an_outage(client):
+    client.raise_request_exception = False
+
+    response = client.get("/api/v1/broken")
+
+    # mysqlclient raises OperationalError for an unknown column; it is a bug, not a 503.
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
