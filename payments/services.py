@@ -22,6 +22,7 @@ from config.db import retry_on_lock_conflict
 from config.errors import DomainError, NotFound
 from reservations.errors import HoldExpired, ReservationNotPayable
 from reservations.models import Reservation, ReservationStatus
+from reservations.services import lock_seats_in_order
 
 from .errors import InsufficientBalance, RefundNotPossible
 from .models import LedgerEntry, LedgerKind, Payment, PaymentStatus, Wallet
@@ -109,6 +110,7 @@ def payment_create(*, user: User, reservation_id: int, now: datetime | None = No
 
         # Seats first: if they are gone, "top up your wallet" would be the wrong advice.
         seat_ids = list(reservation.items.values_list("seat_id", flat=True))
+        lock_seats_in_order(seat_ids)
         sold = (
             Seat.objects.filter(id__in=seat_ids)
             .filter(Q(reservation=reservation, status=SeatStatus.HELD) | seat_free_q(now))

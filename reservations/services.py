@@ -71,8 +71,8 @@ def reservation_hold(
         reservation = Reservation.objects.create(
             user=user, schedule=schedule, total_price=1, expires_at=expires_at
         )
-        # The one statement that takes the seats. InnoDB locks the rows in primary-key order,
-        # so concurrent multi-seat holds queue up instead of deadlocking.
+        lock_seats_in_order(seat_ids)
+        # The statement that takes the seats, re-checking each one is free under the lock.
         claimed = (
             Seat.objects.filter(id__in=seat_ids, schedule_id=schedule.id)
             .filter(seat_free_q(now))
@@ -89,6 +89,13 @@ def reservation_hold(
         reservation.total_price = sum(prices.values())
         reservation.save(update_fields=["total_price"])
     return reservation
+
+
+def lock_seats_in_order(seat_ids: Sequence[int]) -> None:
+    """Lock seat rows in ascending id order. Every transaction that takes several seats
+    goes through here first, so two of them can wait for each other but never deadlock;
+    the order does not depend on which index the optimizer picks for the UPDATE."""
+    list(Seat.objects.select_for_update().filter(id__in=seat_ids).order_by("id").values_list("id"))
 
 
 def _raise_why_not_claimed(schedule_id: int, seat_ids: list[int], reservation) -> None:
