@@ -294,8 +294,24 @@ class ScheduleAdmin(CatalogAdminMixin, admin.ModelAdmin):
         return render(request, "admin/concerts/schedule/generate_seats.html", context)
 
 
+class SeatForm(forms.ModelForm):
+    class Meta:
+        model = Seat
+        fields = ["schedule", "section", "row", "number", "grade", "price"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if (
+            self.instance.pk
+            and not Seat.objects.filter(pk=self.instance.pk, status=SeatStatus.AVAILABLE).exists()
+        ):
+            raise forms.ValidationError("This seat is held or sold now; it cannot be edited.")
+        return cleaned
+
+
 @admin.register(Seat)
 class SeatAdmin(CatalogAdminMixin, admin.ModelAdmin):
+    form = SeatForm
     list_display = ["seat", "schedule", "grade", "price_won", "status", "hold_expires_at"]
     list_filter = ["status", "grade", "schedule__concert"]
     search_fields = ["section", "grade", "schedule__concert__title"]
@@ -303,14 +319,41 @@ class SeatAdmin(CatalogAdminMixin, admin.ModelAdmin):
     list_per_page = 100
     show_full_result_count = False  # counting a big seat table on every page costs a scan
     raw_id_fields = ["schedule"]
-    readonly_fields = ["status", "hold_expires_at"]
+
+    def get_fields(self, request, obj=None):
+        fields = ["schedule", "section", "row", "number", "grade", "price"]
+        return fields if obj is None else [*fields, "status", "hold_expires_at", "reservation"]
 
     def get_readonly_fields(self, request, obj=None):
-        # Sold or held seats belong to customers: only the status flow (holds, payment,
-        # refunds) may change them, never a hand edit.
-        if obj is not None and obj.status != SeatStatus.AVAILABLE:
-            return [f.name for f in Seat._meta.fields]
-        return self.readonly_fields
+        if obj is None:
+            return []
+        # Where a seat is is fixed once it exists; held or sold seats belong to customers and
+        # change only through holds, payment and refunds.
+        readonly = [
+            "schedule",
+            "section",
+            "row",
+            "number",
+            "status",
+            "hold_expires_at",
+            "reservation",
+        ]
+        if obj.status != SeatStatus.AVAILABLE:
+            readonly += ["grade", "price"]
+        return readonly
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        # Never obj.save(): it would write back every column as read before the edit.
+        try:
+            services.seat_reprice(seat_id=obj.pk, grade=obj.grade, price=obj.price)
+        except services.SeatMapInvalid as error:
+            self.message_user(request, error.message, messages.ERROR)
+
+    def save_related(self, request, form, formsets, change):
+        pass  # a seat has no inlines; and nothing else may be written on its behalf
 
     @admin.display(description="Seat", ordering="section")
     def seat(self, seat: Seat) -> str:

@@ -5,6 +5,7 @@ from django.db import IntegrityError, transaction
 from rest_framework import status
 
 from config.errors import DomainError
+from reservations.models import ReservationSeat
 
 from .cache import catalog_invalidate
 from .models import Schedule, Seat, SeatStatus
@@ -50,6 +51,25 @@ class SeatBlock:
             )
             for section, row, number in self.positions()
         ]
+
+
+def seat_reprice(*, seat_id: int, grade: str, price: int) -> None:
+    """An operator changes an available seat's grade or price. Only those two columns are
+    written, and only while the seat is still available: a save can never put back a status
+    or holder read before a customer took the seat."""
+    changed = Seat.objects.filter(id=seat_id, status=SeatStatus.AVAILABLE).update(
+        grade=grade, price=price
+    )
+    if not changed:
+        raise SeatMapInvalid("The seat was taken meanwhile; its price can no longer change.")
+    catalog_changed()
+
+
+def lock_seats_in_order(seat_ids: Sequence[int]) -> None:
+    """Lock seat rows in ascending id order. Every transaction that takes or frees several
+    seats goes through here first, so two of them wait for each other instead of
+    deadlocking, whichever index the optimizer picks for the UPDATE that follows."""
+    list(Seat.objects.select_for_update().filter(id__in=seat_ids).order_by("id").values_list("id"))
 
 
 def catalog_changed() -> None:
@@ -123,6 +143,11 @@ def _seat_map_generate_one(
         if existing.exclude(status=SeatStatus.AVAILABLE).exists():
             raise SeatMapInvalid(
                 f"{schedule}: seats are held or sold, so the map cannot be replaced."
+            )
+        if ReservationSeat.objects.filter(seat__schedule=schedule).exists():
+            raise SeatMapInvalid(
+                f"{schedule}: seats were reserved before (their history must stay), so the "
+                "map cannot be replaced. Add seats instead."
             )
         existing.delete()
     elif existing.count() + len(seats) > MAX_SEATS_PER_SCHEDULE:

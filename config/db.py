@@ -4,8 +4,9 @@ import time
 
 from django.db import OperationalError, connection
 
-# MySQL/MariaDB: 1213 deadlock found, 1205 lock wait timeout. Both roll the transaction back
-# and are safe to run again from the start.
+# MySQL/MariaDB: 1213 deadlock found (InnoDB rolls the transaction back), 1205 lock wait
+# timeout (InnoDB rolls back the statement; the atomic block around it, the rest). Either way
+# the work is undone and safe to run again from the start.
 RETRYABLE_LOCK_ERRORS = (1213, 1205)
 
 

@@ -63,6 +63,11 @@ ERROR_CATALOG: dict[str, tuple[int, str, dict]] = {
         "Only a held reservation can be cancelled.",
         {"status": "confirmed"},
     ),
+    "sales_closed": (
+        409,
+        "This performance has started; its seats are no longer on sale.",
+        {},
+    ),
     "idempotency_in_progress": (
         409,
         "A request with this Idempotency-Key is still being processed. Retry shortly.",

@@ -130,7 +130,11 @@ if _db["ENGINE"] == "django.db.backends.mysql":
             # READ COMMITTED: no gap locks, so concurrent writers to different rows of a
             # table (seats of one schedule) do not block or deadlock each other.
             "isolation_level": "read committed",
-            "init_command": "SET sql_mode='STRICT_TRANS_TABLES', time_zone='+00:00'",
+            # A request waits at most 5 s for a row lock (the default, 50 s, is longer than a
+            # request may take); a timeout is retried like a deadlock (config.db).
+            "init_command": (
+                "SET sql_mode='STRICT_TRANS_TABLES', time_zone='+00:00', innodb_lock_wait_timeout=5"
+            ),
         }
     )
     _db["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}

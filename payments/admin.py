@@ -52,6 +52,7 @@ class PaymentAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Refund the selected payments to the customers' wallets")
     def refund(self, request, queryset):
+        skipped = queryset.exclude(status=PaymentStatus.COMPLETED).count()
         refunded = 0
         for payment in queryset.filter(status=PaymentStatus.COMPLETED):
             try:
@@ -67,7 +68,6 @@ class PaymentAdmin(ReadOnlyAdmin):
                 f"reservation {payment.reservation_id}'s seats are on sale again.",
             )
             refunded += 1
-        skipped = queryset.exclude(status=PaymentStatus.COMPLETED).count()
         self.message_user(
             request,
             f"Refunded {refunded} payment(s)."
@@ -81,6 +81,9 @@ class LedgerEntryInline(ReadOnlyInline):
     fields = ["created_at", "kind", "amount_won", "balance_after_won", "payment", "created_by"]
     readonly_fields = fields
     ordering = ["-id"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("payment", "created_by")
 
     @admin.display(description="Amount")
     def amount_won(self, entry: LedgerEntry) -> str:

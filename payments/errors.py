@@ -3,6 +3,12 @@ from rest_framework import status
 from config.errors import DomainError
 
 
+class InvalidFields(DomainError):
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = "validation_error"
+    message = "The request has invalid fields; see details."
+
+
 class InsufficientBalance(DomainError):
     status_code = status.HTTP_402_PAYMENT_REQUIRED
     code = "insufficient_balance"

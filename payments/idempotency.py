@@ -7,7 +7,11 @@
    record can never claim an answer whose writes were rolled back, nor the reverse.
 3. If the work fails with an error, the claim is dropped: the customer can fix the cause
    (charge the wallet, say) and retry with the same key.
-A claim whose request died (process killed) is taken over after STALE_AFTER.
+A claim older than STALE_AFTER is taken over: its request died, or is still stuck. To make
+the takeover safe against the second case, the work transaction starts by locking the claim
+row as it was claimed (same locked_at). A takeover's UPDATE waits for that lock; if the first
+request finishes meanwhile, the takeover finds the claim completed and answers 409, and if
+the takeover wins, the first request finds its claim gone and does nothing.
 """
 
 import hashlib
@@ -50,6 +54,14 @@ def _key(request: Request) -> str | None:
 
 
 def _claim(*, user_id: int, key: str, fingerprint: str) -> IdempotencyRecord | Response:
+    for _ in range(3):  # a claim dropped by a failed request in between: claim afresh
+        claimed = _claim_once(user_id=user_id, key=key, fingerprint=fingerprint)
+        if claimed is not None:
+            return claimed
+    raise IdempotencyInProgress()
+
+
+def _claim_once(*, user_id: int, key: str, fingerprint: str) -> IdempotencyRecord | Response | None:
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -59,11 +71,11 @@ def _claim(*, user_id: int, key: str, fingerprint: str) -> IdempotencyRecord | R
     except IntegrityError:
         pass
     record = IdempotencyRecord.objects.filter(user_id=user_id, key=key).first()
-    if record is None:  # finished with an error and dropped in between: claim afresh
-        return _claim(user_id=user_id, key=key, fingerprint=fingerprint)
+    if record is None:
+        return None
     if record.created_at < now - KEEP_FOR:  # outlived its 24 hours; the sweep is behind
-        record.delete()
-        return _claim(user_id=user_id, key=key, fingerprint=fingerprint)
+        IdempotencyRecord.objects.filter(id=record.id, created_at=record.created_at).delete()
+        return None
     if record.fingerprint != fingerprint:
         raise IdempotencyKeyReused()
     if record.completed:
@@ -74,11 +86,13 @@ def _claim(*, user_id: int, key: str, fingerprint: str) -> IdempotencyRecord | R
         )
     if record.locked_at > now - STALE_AFTER:
         raise IdempotencyInProgress()
+    # Waits while the first request's work transaction holds the claim row (see above).
     taken_over = IdempotencyRecord.objects.filter(
         id=record.id, completed=False, locked_at=record.locked_at
     ).update(locked_at=now)
     if not taken_over:
         raise IdempotencyInProgress()
+    record.locked_at = now
     return record
 
 
@@ -93,13 +107,23 @@ def idempotent(request: Request, work: Callable[[], Response]) -> Response:
     try:
         return _work_and_record(claimed, work)
     except Exception:
-        IdempotencyRecord.objects.filter(id=claimed.id, completed=False).delete()
+        # Only our own claim: a takeover's claim (newer locked_at) is not ours to drop.
+        IdempotencyRecord.objects.filter(
+            id=claimed.id, completed=False, locked_at=claimed.locked_at
+        ).delete()
         raise
 
 
 @retry_on_lock_conflict()
 def _work_and_record(record: IdempotencyRecord, work: Callable[[], Response]) -> Response:
     with transaction.atomic():
+        still_ours = list(
+            IdempotencyRecord.objects.select_for_update()
+            .filter(id=record.id, completed=False, locked_at=record.locked_at)
+            .values_list("id", flat=True)
+        )
+        if not still_ours:  # taken over after STALE_AFTER: the other request answers
+            raise IdempotencyInProgress()
         response = work()
         IdempotencyRecord.objects.filter(id=record.id).update(
             completed=True,

@@ -5,7 +5,8 @@ A balance only changes by one conditional UPDATE (`balance = balance + x WHERE b
 column from ever going negative. No read-modify-write, so concurrent charges and payments
 of one wallet cannot lose an update.
 
-Lock order, everywhere: reservation row -> seat rows -> wallet row.
+Lock order, everywhere: the customer's user row -> reservation row -> seat rows -> wallet
+row. (A hold takes the user row, then seats; the sweep takes reservations, then seats.)
 """
 
 import logging
@@ -18,24 +19,18 @@ from django.utils import timezone
 from accounts.models import User
 from concerts.models import Seat, SeatStatus
 from concerts.selectors import seat_free_q
+from concerts.services import lock_seats_in_order
 from config.db import retry_on_lock_conflict
-from config.errors import DomainError, NotFound
-from reservations.errors import HoldExpired, ReservationNotPayable
+from config.errors import NotFound
+from reservations.errors import HoldExpired, ReservationNotPayable, SalesClosed
 from reservations.models import Reservation, ReservationStatus
-from reservations.services import lock_seats_in_order
 
-from .errors import InsufficientBalance, RefundNotPossible
+from .errors import InsufficientBalance, InvalidFields, RefundNotPossible
 from .models import LedgerEntry, LedgerKind, Payment, PaymentStatus, Wallet
 
 logger = logging.getLogger(__name__)
 
 MAX_CHARGE_WON = 5_000_000
-
-
-class ChargeOutOfRange(DomainError):
-    status_code = 400
-    code = "validation_error"
-    message = "The request has invalid fields; see details."
 
 
 def wallet_for_user(*, user: User) -> Wallet:
@@ -80,9 +75,7 @@ def _wallet_move(
 def wallet_charge(*, user: User, amount: int) -> LedgerEntry:
     """Top up the wallet by `amount` won (1 to MAX_CHARGE_WON)."""
     if not 1 <= amount <= MAX_CHARGE_WON:
-        raise ChargeOutOfRange(
-            details={"amount": [f"Charge between 1 and {MAX_CHARGE_WON:,} won."]}
-        )
+        raise InvalidFields(details={"amount": [f"Charge between 1 and {MAX_CHARGE_WON:,} won."]})
     with transaction.atomic():
         return _wallet_move(user=user, amount=amount, kind=LedgerKind.CHARGE)
 
@@ -91,12 +84,16 @@ def wallet_charge(*, user: User, amount: int) -> LedgerEntry:
 def payment_create(*, user: User, reservation_id: int, now: datetime | None = None) -> Payment:
     """Pay a hold from the wallet: debit once, confirm once, the seats become sold.
 
-    A hold that ran out may still be paid while its seats are free (nobody took them over):
-    the customer loses nothing by a slow card of their own. If any seat went to someone
-    else, the answer is 410 hold_expired and nothing is debited.
+    A hold that ran out, but that the sweep has not marked expired yet, may still be paid
+    while nobody took its seats over (like pretix): a customer whose payment is a few seconds
+    late loses nothing that nobody else wanted. Once the reservation is expired, or any seat
+    went to someone else, the answer is 410 hold_expired and nothing is debited.
     """
     now = now or timezone.now()
     with transaction.atomic():
+        # First the customer's own row, as holds do: the Payment and ledger inserts below
+        # take a shared lock on it (foreign key checks), which must not come after seats.
+        User.objects.select_for_update().only("id").get(id=user.id)
         reservation = (
             Reservation.objects.select_for_update()
             .select_related("schedule")
@@ -105,8 +102,12 @@ def payment_create(*, user: User, reservation_id: int, now: datetime | None = No
         )
         if reservation is None:
             raise NotFound("Reservation not found.")
-        if reservation.status not in (ReservationStatus.HELD, ReservationStatus.EXPIRED):
+        if reservation.status == ReservationStatus.EXPIRED:
+            raise HoldExpired(details={"reservation_id": reservation.id})
+        if reservation.status != ReservationStatus.HELD:
             raise ReservationNotPayable(details={"status": reservation.status})
+        if reservation.schedule.starts_at <= now:
+            raise SalesClosed()
 
         # Seats first: if they are gone, "top up your wallet" would be the wrong advice.
         seat_ids = list(reservation.items.values_list("seat_id", flat=True))

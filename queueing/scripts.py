@@ -70,17 +70,22 @@ if rank then
   if ARGV[4] == '1' then
     redis.call('ZADD', KEYS[2], now, user)
   end
-  return {'waiting', rank + 1, redis.call('HGET', KEYS[6], 'rate') or '0'}
+  return {'waiting', rank + 1, redis.call('HGET', KEYS[6], 'rate') or ''}
 end
 return {'ended', 'expired'}
 """
 
-# ARGV: user, nonce (empty: any entry of the user), reason (left | done)
+# ARGV: user, nonce (empty: the user's admitted entry, if any), reason (left | done)
 # -> {'invalid'} | {previous state}
 END = """
 local user = ARGV[1]
 local nonce = redis.call('HGET', KEYS[4], user)
 if not nonce or (ARGV[2] ~= '' and nonce ~= ARGV[2]) then
+  return {'invalid'}
+end
+-- Without a nonce (a payment freeing its buyer's slot) only an admitted entry ends: the buyer
+-- may already be waiting again, for another date, and must not lose that place.
+if ARGV[2] == '' and not redis.call('ZSCORE', KEYS[3], user) then
   return {'invalid'}
 end
 local previous = redis.call('HGET', KEYS[5], user)
@@ -161,8 +166,8 @@ end
 local rate = 0
 if window_start >= 0 then
   rate = total / math.max(1, math.min(60, second - window_start + 1))
+  redis.call('HSET', KEYS[6], 'rate', tostring(rate))  -- absent until admission has begun
 end
-redis.call('HSET', KEYS[6], 'rate', tostring(rate))
 return {admitted, active + admitted, redis.call('ZCARD', KEYS[1]), tostring(rate)}
 """
 

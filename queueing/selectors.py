@@ -36,14 +36,18 @@ class QueueStatus:
         return "expired"
 
 
-def _eta_seconds(position: int, rate_per_second: float, concert: Concert) -> int | None:
+def _eta_seconds(position: int, rate_per_second: float | None, concert: Concert) -> int | None:
     """Seconds until admission: position / admissions per second measured over the last
-    minute (see docs/queue.md). Until a first admission has been measured the configured rate
-    stands in; while admission is paused there is no estimate."""
+    minute (see docs/queue.md). Before admission has begun (nothing measured yet) the
+    configured rate stands in. No estimate while paused, or while the line has not moved for
+    a minute (every slot taken, nobody leaving): any number would be a guess."""
     if concert.queue_paused:
         return None
-    rate = rate_per_second if rate_per_second > 0 else concert.queue_admit_per_minute / 60
-    return math.ceil(position / rate)
+    if rate_per_second is None:
+        rate_per_second = concert.queue_admit_per_minute / 60
+    if rate_per_second <= 0:
+        return None
+    return math.ceil(position / rate_per_second)
 
 
 def queue_concert_get(*, concert_id: int) -> Concert:
@@ -69,7 +73,7 @@ def queue_status(
     if kind == "admitted":
         until = datetime.fromtimestamp(int(float(reply[1])) / 1000, tz=UTC)
         return QueueStatus(state="admitted", admitted_until=until, sale_opens_at=opens)
-    position, rate = int(reply[1]), float(reply[2])
+    position, rate = int(reply[1]), float(reply[2]) if reply[2] else None
     before_opening = opens is None or opens > now
     return QueueStatus(
         state="waiting",

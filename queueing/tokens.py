@@ -7,10 +7,15 @@ whether the named entry is still the customer's current one and what state it is
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 
 from django.conf import settings
+
+TOKEN_FORMAT = re.compile(
+    r"(?P<concert>[0-9]{1,18})\.(?P<nonce>[0-9a-f]{16})\.(?P<mac>[0-9a-f]{32})"
+)
 
 
 @dataclass(frozen=True)
@@ -35,12 +40,11 @@ def token_issue(*, concert_id: int, user_id: int, nonce: str) -> str:
 
 def token_read(raw: str | None, *, user_id: int) -> QueueToken | None:
     """The token's concert and entry if it is well-formed and was issued to `user_id`."""
-    if not raw or len(raw) > 100:
+    # ASCII only: str.isdigit() accepts "²", which int() then refuses.
+    match = TOKEN_FORMAT.fullmatch(raw.strip()) if raw and len(raw) <= 100 else None
+    if match is None:
         return None
-    parts = raw.strip().split(".")
-    if len(parts) != 3 or not parts[0].isdigit():
-        return None
-    concert_id, nonce, mac = int(parts[0]), parts[1], parts[2]
+    concert_id, nonce, mac = int(match["concert"]), match["nonce"], match["mac"]
     if not hmac.compare_digest(mac, _mac(concert_id, user_id, nonce)):
         return None
     return QueueToken(concert_id=concert_id, nonce=nonce)

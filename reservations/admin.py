@@ -5,7 +5,7 @@ from config.admin import ReadOnlyAdmin, ReadOnlyInline
 from config.money import format_won
 
 from .models import Reservation, ReservationSeat
-from .services import reservation_effective_status
+from .selectors import reservation_effective_status
 
 
 class ReservationSeatInline(ReadOnlyInline):

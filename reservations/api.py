@@ -58,7 +58,7 @@ class ReservationSerializer(serializers.ModelSerializer):
         fields = ["id", "status", "schedule", "seats", "total_price", "expires_at", "created_at"]
 
     def get_status(self, reservation: Reservation) -> str:
-        return services.reservation_effective_status(reservation, timezone.now())
+        return selectors.reservation_effective_status(reservation, timezone.now())
 
 
 _RESERVATION_EXAMPLE = {
@@ -120,6 +120,7 @@ class ReservationListView(generics.ListAPIView):
                 "not_found",
                 "seats_unavailable",
                 "hold_limit_reached",
+                "sales_closed",
                 "queue_token_expired",
                 "service_unavailable",
             ),
@@ -196,6 +197,7 @@ class ReservationPaymentView(APIView):
                 "insufficient_balance",
                 "not_found",
                 "reservation_not_payable",
+                "sales_closed",
                 "idempotency_in_progress",
                 "hold_expired",
                 "idempotency_key_reused",

@@ -27,6 +27,18 @@ class ReservationNotCancellable(DomainError):
     message = "Only a held reservation can be cancelled."
 
 
+class SalesClosed(DomainError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "sales_closed"
+    message = "This performance has started; its seats are no longer on sale."
+
+
+class InvalidSeats(DomainError):
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = "validation_error"
+    message = "The request has invalid fields; see details."
+
+
 class HoldExpired(DomainError):
     status_code = status.HTTP_410_GONE
     code = "hold_expired"

@@ -1,8 +1,17 @@
+from datetime import datetime
+
 from django.db.models import Prefetch, QuerySet
 
 from config.errors import NotFound
 
-from .models import Reservation, ReservationSeat
+from .models import Reservation, ReservationSeat, ReservationStatus
+
+
+def reservation_effective_status(reservation: Reservation, now: datetime) -> str:
+    """A held reservation past its end reads as expired at once, swept or not."""
+    if reservation.status == ReservationStatus.HELD and reservation.expires_at <= now:
+        return ReservationStatus.EXPIRED
+    return reservation.status
 
 
 def reservation_list_for_user(*, user_id: int) -> QuerySet[Reservation]:

@@ -1,10 +1,10 @@
 """Holding seats, letting them go, and the expiry sweep.
 
 The invariant "a seat is never held or sold to two reservations at once" is kept by the seat
-rows themselves: a hold is one conditional UPDATE that takes only seats free at that instant
-and names the reservation in the seat's own column. Two holds racing for a seat both try to
-update its row; InnoDB lets one in, and the other, re-reading the row after the first
-commits, finds it no longer free. No Redis lock is involved.
+rows themselves: a hold locks the wanted seat rows (in id order) and then takes, in one
+conditional UPDATE, only seats free at that instant, naming the reservation in the seat's own
+column. Two holds racing for a seat queue on its row lock; the second then finds it taken.
+No Redis lock is involved.
 """
 
 from collections.abc import Sequence
@@ -16,21 +16,23 @@ from django.utils import timezone
 from accounts.models import User
 from concerts.models import Seat, SeatStatus
 from concerts.selectors import schedule_get, seat_free_q
+from concerts.services import lock_seats_in_order
 from config.db import retry_on_lock_conflict
-from config.errors import DomainError, NotFound
+from config.errors import NotFound
 from queueing.selectors import queue_require_admitted
 
-from .errors import HoldLimitReached, ReservationNotCancellable, SeatsUnavailable
+from .errors import (
+    HoldLimitReached,
+    InvalidSeats,
+    ReservationNotCancellable,
+    SalesClosed,
+    SeatsUnavailable,
+)
 from .models import Reservation, ReservationSeat, ReservationStatus
+from .selectors import reservation_effective_status
 
 MAX_SEATS_PER_CUSTOMER_AND_SCHEDULE = 4
 SWEEP_BATCH = 500
-
-
-class SeatsNotInSchedule(DomainError):
-    status_code = 400
-    code = "validation_error"
-    message = "The request has invalid fields; see details."
 
 
 @retry_on_lock_conflict()
@@ -48,8 +50,10 @@ def reservation_hold(
     now = now or timezone.now()
     seat_ids = sorted(set(seat_ids))
     if not 1 <= len(seat_ids) <= MAX_SEATS_PER_CUSTOMER_AND_SCHEDULE:
-        raise SeatsNotInSchedule(details={"seat_ids": ["Hold 1 to 4 different seats."]})
+        raise InvalidSeats(details={"seat_ids": ["Hold 1 to 4 different seats."]})
     schedule = schedule_get(schedule_id=schedule_id)
+    if schedule.starts_at <= now:
+        raise SalesClosed()
     queue_require_admitted(raw_token=queue_token, user_id=user.id, concert=schedule.concert)
     expires_at = now + timedelta(minutes=schedule.concert.hold_minutes)
 
@@ -68,6 +72,7 @@ def reservation_hold(
                 details={"held": already_held, "limit": MAX_SEATS_PER_CUSTOMER_AND_SCHEDULE}
             )
 
+        # total_price is set below from the seats actually claimed; 1 satisfies the CHECK.
         reservation = Reservation.objects.create(
             user=user, schedule=schedule, total_price=1, expires_at=expires_at
         )
@@ -91,20 +96,13 @@ def reservation_hold(
     return reservation
 
 
-def lock_seats_in_order(seat_ids: Sequence[int]) -> None:
-    """Lock seat rows in ascending id order. Every transaction that takes several seats
-    goes through here first, so two of them can wait for each other but never deadlock;
-    the order does not depend on which index the optimizer picks for the UPDATE."""
-    list(Seat.objects.select_for_update().filter(id__in=seat_ids).order_by("id").values_list("id"))
-
-
 def _raise_why_not_claimed(schedule_id: int, seat_ids: list[int], reservation) -> None:
     in_schedule = set(
         Seat.objects.filter(id__in=seat_ids, schedule_id=schedule_id).values_list("id", flat=True)
     )
     unknown = [seat_id for seat_id in seat_ids if seat_id not in in_schedule]
     if unknown:
-        raise SeatsNotInSchedule(details={"seat_ids": [f"Not seats of this schedule: {unknown}."]})
+        raise InvalidSeats(details={"seat_ids": [f"Not seats of this schedule: {unknown}."]})
     ours = set(Seat.objects.filter(reservation=reservation).values_list("id", flat=True))
     raise SeatsUnavailable(details={"seat_ids": [s for s in seat_ids if s not in ours]})
 
@@ -119,10 +117,11 @@ def reservation_cancel(*, user: User, reservation_id: int, now: datetime | None 
         )
         if reservation is None:
             raise NotFound("Reservation not found.")
-        if reservation.status == ReservationStatus.CANCELLED:
+        status = reservation_effective_status(reservation, now)
+        if status == ReservationStatus.CANCELLED:
             return
-        if reservation.status != ReservationStatus.HELD:
-            raise ReservationNotCancellable(details={"status": reservation.status})
+        if status != ReservationStatus.HELD:  # a lapsed hold is expired, swept or not
+            raise ReservationNotCancellable(details={"status": status})
         _release_held_seats([reservation.id])
         reservation.status = ReservationStatus.CANCELLED
         reservation.save(update_fields=["status", "updated_at"])
@@ -131,9 +130,9 @@ def reservation_cancel(*, user: User, reservation_id: int, now: datetime | None 
 def _release_held_seats(reservation_ids: list[int]) -> int:
     """Seats still held by these reservations go back on sale. Seats another hold already
     took over (after these ran out) are not touched: the condition names the holder."""
-    return Seat.objects.filter(reservation_id__in=reservation_ids, status=SeatStatus.HELD).update(
-        status=SeatStatus.AVAILABLE, reservation=None, hold_expires_at=None
-    )
+    held = Seat.objects.filter(reservation_id__in=reservation_ids, status=SeatStatus.HELD)
+    lock_seats_in_order(list(held.values_list("id", flat=True)))
+    return held.update(status=SeatStatus.AVAILABLE, reservation=None, hold_expires_at=None)
 
 
 def reservation_expire_due(*, now: datetime | None = None, batch: int = SWEEP_BATCH) -> int:
@@ -145,24 +144,23 @@ def reservation_expire_due(*, now: datetime | None = None, batch: int = SWEEP_BA
     """
     now = now or timezone.now()
     expired = 0
-    while True:
-        with transaction.atomic():
-            due = list(
-                Reservation.objects.select_for_update(skip_locked=True)
-                .filter(status=ReservationStatus.HELD, expires_at__lte=now)
-                .order_by("id")
-                .values_list("id", flat=True)[:batch]
-            )
-            if not due:
-                return expired
+    while swept := _expire_batch(now=now, batch=batch):
+        expired += swept
+    return expired
+
+
+@retry_on_lock_conflict()
+def _expire_batch(*, now: datetime, batch: int) -> int:
+    with transaction.atomic():
+        due = list(
+            Reservation.objects.select_for_update(skip_locked=True)
+            .filter(status=ReservationStatus.HELD, expires_at__lte=now)
+            .order_by("id")
+            .values_list("id", flat=True)[:batch]
+        )
+        if due:
             _release_held_seats(due)
             Reservation.objects.filter(id__in=due).update(
                 status=ReservationStatus.EXPIRED, updated_at=now
             )
-        expired += len(due)
-
-
-def reservation_effective_status(reservation: Reservation, now: datetime) -> str:
-    if reservation.status == ReservationStatus.HELD and reservation.expires_at <= now:
-        return ReservationStatus.EXPIRED
-    return reservation.status
+    return len(due)
