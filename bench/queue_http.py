@@ -21,37 +21,58 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
-import resource
-import secrets
 import shutil
 import signal
-import socket
-import string
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "bench"
-RESULTS = BENCH / "results"
-LUA = BENCH / "wrk" / "cycle.lua"
-VENV = ROOT / ".venv" / "bin"
-DB_NAME = "concerts_bench"
-MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root", "passwd": ""}
-REDIS_URL = "redis://127.0.0.1:6379/0"
+from _harness import (
+    RESULTS,
+    ROOT,
+    VENV,
+    Gunicorn,
+    adopt_environment,
+    cpu_delta,
+    cpu_snapshot,
+    create_concert,
+    create_customers,
+    create_database,
+    delete_redis_prefix,
+    drop_database,
+    get_json,
+    git_state,
+    log,
+    machine,
+    migrate,
+    new_redis_prefix,
+    parse_wrk,
+    require_wrk,
+    server_environment,
+    snapshot_code,
+    write_lines,
+)
+from _harness import run_wrk as _run_wrk
 
-# gunicorn processes. On the 2-core benchmark machine (AMD EPYC, 2 vCPUs; wrk, MariaDB and
-# Redis on the same cores) `--sweep 2,3,4 --profile` on 2026-xx gave, requests/s (p99 ms):
-#   workers  enter        status@10k   status@100k   me
-#   see bench/README.md "Worker count" — the numbers are filled in from the last sweep.
-DEFAULT_WORKERS = 4
+LUA = ROOT / "bench" / "wrk" / "cycle.lua"
+SRC = ROOT  # the code under test: a snapshot taken at start (see snapshot_code)
+DB_NAME = "concerts_bench"
+
+# gunicorn processes. `--sweep 2,3,4` twice on the 2-core benchmark machine (AMD EPYC, 2 vCPUs,
+# wrk, MariaDB and Redis on the same cores; 2026-11-24, code at eb796ee), req/s of run 1 / run 2
+# and gunicorn CPU ms per request:
+#   workers  enter      status@10k  status@100k  me           CPU ms/req (status)
+#   2        765 / 725  796 / 828   747 / 822    1262 / 1221  1.9-2.1
+#   3        776 / 747  830 / 746   836 / 736    1181 / 1127  2.0-2.3
+#   4        732 / 637  694 / 689   779 / 780    1198 / 1029  2.1-2.4
+# 2 and 3 tie within the noise (about 10 % run to run); 4 is slower and spends more CPU per
+# request (more processes than cores). 2 it is. p99 is set by worker recycling (max_requests),
+# not by the worker count.
+DEFAULT_WORKERS = 2
 
 USERS = 20_000  # customers (users + API tokens); enter uses a fresh one per request
 POLLERS = 1_000  # customers polling their status, at the back of the line
@@ -59,329 +80,17 @@ SIZES = (10_000, 100_000)  # waiting entries in the line the pollers are at the 
 FILLER_BASE = 1_000_000_000  # user ids of filler entries (Redis only, no database rows)
 
 
-# --- small helpers ---------------------------------------------------------------------------
-def log(message: str) -> None:
-    # (UTC: django.setup() sets TZ to TIME_ZONE for the rest of the process)
-    print(f"[{time.strftime('%H:%M:%S', time.gmtime())}Z] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def machine() -> dict:
-    cpuinfo = Path("/proc/cpuinfo").read_text()
-    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
-    nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-    mem = re.search(r"MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text())
-    return {
-        "nproc": int(nproc or os.cpu_count() or 0),
-        "cpu_model": model.group(1).strip() if model else platform.processor(),
-        "mem_gb": round(int(mem.group(1)) / 1024 / 1024, 1) if mem else None,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "loadavg_at_start": Path("/proc/loadavg").read_text().split()[:3],
-    }
-
-
-def git_state() -> dict:
-    def git(*args):
-        return subprocess.run(
-            ["git", "--no-optional-locks", *args], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-
-    return {
-        "commit": git("rev-parse", "HEAD"),
-        "dirty_files": len(git("status", "--porcelain").splitlines()),
-    }
-
-
-# --- CPU accounting: how busy the machine was, and how much of it was us ---------------------
-CLK = os.sysconf("SC_CLK_TCK")
-
-
-def _proc_ticks(pid: int, with_children: bool = False) -> int:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return 0
-    # after ")": state=0 ppid=1 ... utime=11 stime=12 cutime=13 cstime=14
-    ticks = int(fields[11]) + int(fields[12])
-    if with_children:
-        ticks += int(fields[13]) + int(fields[14])
-    return ticks
-
-
-def _children(pid: int) -> list[int]:
-    kids = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            kids += [int(k) for k in (task / "children").read_text().split()]
-        except FileNotFoundError:
-            pass
-    return kids
-
-
-def _pids_named(*names: str) -> list[int]:
-    pids = []
-    for comm in Path("/proc").glob("[0-9]*/comm"):
-        try:
-            if comm.read_text().strip() in names:
-                pids.append(int(comm.parent.name))
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            pass
-    return pids
-
-
-def cpu_snapshot(gunicorn_pid: int | None) -> dict:
-    total = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = total[3] + total[4]  # idle + iowait
-    gunicorn = 0
-    if gunicorn_pid:  # master with reaped (recycled) workers, plus the live workers
-        gunicorn = _proc_ticks(gunicorn_pid, with_children=True)
-        gunicorn += sum(_proc_ticks(pid) for pid in _children(gunicorn_pid))
-    return {
-        "time": time.monotonic(),
-        "busy": sum(total) - idle,
-        "all": sum(total),
-        "gunicorn": gunicorn,
-        "redis": sum(_proc_ticks(p) for p in _pids_named("redis-server")),
-        "mariadb": sum(_proc_ticks(p) for p in _pids_named("mariadbd", "mysqld")),
-        "wrk": int(
-            (
-                resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
-                + resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime
-            )
-            * CLK
-        ),
-    }
-
-
-def cpu_delta(before: dict, after: dict, requests: int) -> dict:
-    seconds = after["time"] - before["time"]
-    ncpu = os.cpu_count() or 1
-    cores = {
-        k: (after[k] - before[k]) / CLK / seconds for k in ("gunicorn", "redis", "mariadb", "wrk")
-    }
-    busy = (after["busy"] - before["busy"]) / max(1, after["all"] - before["all"]) * ncpu
-    return {
-        "machine_busy_cores": round(busy, 2),
-        **{f"{k}_cores": round(v, 2) for k, v in cores.items()},
-        "other_cores": round(max(0.0, busy - sum(cores.values())), 2),
-        "gunicorn_cpu_ms_per_request": round(
-            (after["gunicorn"] - before["gunicorn"]) / CLK * 1000 / max(1, requests), 3
-        ),
-    }
-
-
 # --- wrk -------------------------------------------------------------------------------------
-def _duration_ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
-    return float(value) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60_000}[unit]
-
-
-def parse_wrk(out: str) -> dict:
-    rps = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)
-    total = re.search(r"^\s*(\d+) requests in ([\d.]+\w+),", out, re.M)
-    percentiles = {p: _duration_ms(v) for p, v in re.findall(r"^\s+(\d+)%\s+(\S+)$", out, re.M)}
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    statuses = {int(c): int(n) for c, n in re.findall(r"^BENCH status (\d+) (\d+)$", out, re.M)}
-    sock = re.search(r"^BENCH socket_errors (\d+) (\d+) (\d+) (\d+)$", out, re.M)
-    bench = dict(re.findall(r"^BENCH (wraps|p999_us|max_us) (\d+)$", out, re.M))
-    return {
-        "requests_per_s": float(rps.group(1)) if rps else None,
-        "requests": int(total.group(1)) if total else 0,
-        "p50_ms": percentiles.get("50"),
-        "p90_ms": percentiles.get("90"),
-        "p99_ms": percentiles.get("99"),
-        "p99_9_ms": int(bench["p999_us"]) / 1000 if "p999_us" in bench else None,
-        "max_ms": int(bench["max_us"]) / 1000 if "max_us" in bench else None,
-        "non_2xx_3xx": int(non2xx.group(1)) if non2xx else 0,
-        "statuses": dict(sorted(statuses.items())),
-        "socket_errors": dict(
-            zip(("connect", "read", "write", "timeout"), map(int, sock.groups()), strict=True)
-        )
-        if sock
-        else None,
-        "wraps": int(bench.get("wraps", 0)),
-    }
-
-
 def run_wrk(
     url: str, lines: Path, *, threads: int, connections: int, seconds: int
 ) -> tuple[list, str]:
-    command = [
-        "wrk",
-        f"-t{threads}",
-        f"-c{connections}",
-        f"-d{seconds}s",
-        "--timeout",
-        "10s",
-        "--latency",
-        "-s",
-        str(LUA.relative_to(ROOT)),
-        url,
-        "--",
-        str(lines),
-        str(threads),
-    ]
-    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 60)
-    if proc.returncode != 0:
-        raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stderr or proc.stdout}")
-    return command, proc.stdout
-
-
-# --- gunicorn --------------------------------------------------------------------------------
-class Gunicorn:
-    def __init__(self, env: dict, workers: int, log_path: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**env, "BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers)}
-        self.workers = workers
-        self.log_path = log_path
-        self.command = [
-            str(VENV / "gunicorn"),
-            "config.wsgi:application",
-            "-c",
-            "config/gunicorn.conf.py",
-        ]
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.log_file = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            self.command,
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited ({self.proc.returncode}); see {self.log_path}")
-            try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as response:
-                    if response.status == 200 and len(_children(self.proc.pid)) >= self.workers:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.25)
-        raise RuntimeError(f"gunicorn did not answer /healthz within 60 s; see {self.log_path}")
-
-    def log_counts(self) -> dict:
-        text = self.log_path.read_text(errors="replace")
-        return {
-            "worker_boots": text.count("Booting worker"),
-            "worker_recycles": text.count("Autorestarting worker"),
-            "worker_timeouts": text.count("WORKER TIMEOUT"),
-            "tracebacks": text.count("Traceback"),
-            "error_lines": sum(
-                " ERROR " in line or "[ERROR]" in line for line in text.splitlines()
-            ),
-        }
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)  # graceful: gunicorn stops its workers
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # our own session only
-            self.proc.wait(timeout=10)
-        self.log_file.close()
-
-
-# --- database and Redis ----------------------------------------------------------------------
-def mysql_connect():
-    import MySQLdb
-
-    return MySQLdb.connect(**MYSQL, connect_timeout=5)
-
-
-def create_database(drop_stale: bool) -> None:
-    conn = mysql_connect()
-    try:
-        cur = conn.cursor()
-        cur.execute("SHOW DATABASES LIKE %s", [DB_NAME])
-        if cur.fetchone():
-            if not drop_stale:
-                raise SystemExit(
-                    f"Database {DB_NAME} already exists (a crashed earlier run?). This script only "
-                    f"drops what it created: drop it yourself, or pass --drop-stale."
-                )
-            log(f"dropping the stale {DB_NAME} (--drop-stale)")
-            cur.execute(f"DROP DATABASE `{DB_NAME}`")
-        cur.execute(f"CREATE DATABASE `{DB_NAME}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-    finally:
-        conn.close()
-
-
-def drop_database() -> None:
-    conn = mysql_connect()
-    try:
-        conn.cursor().execute(f"DROP DATABASE IF EXISTS `{DB_NAME}`")
-    finally:
-        conn.close()
-
-
-def delete_redis_prefix(prefix: str) -> int:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    deleted = 0
-    batch = []
-    for key in client.scan_iter(match=f"{prefix}:*", count=5000):
-        batch.append(key)
-        if len(batch) >= 1000:
-            deleted += client.delete(*batch)
-            batch = []
-    if batch:
-        deleted += client.delete(*batch)
-    return deleted
+    """wrk/cycle.lua over a customers file; each of `threads` threads takes its own slice."""
+    return _run_wrk(
+        url, LUA, [lines, threads], threads=threads, connections=connections, seconds=seconds
+    )
 
 
 # --- data ------------------------------------------------------------------------------------
-def create_customers(n: int) -> list[tuple[int, str]]:
-    """n customers with API tokens, by bulk insert. Returns (user id, token key)."""
-    from django.contrib.auth.hashers import make_password
-    from rest_framework.authtoken.models import Token
-
-    from accounts.models import User
-
-    password = make_password("bench-password")  # one hash for all (FAST_PASSWORD_HASHER)
-    User.objects.bulk_create(
-        (User(email=f"bench-{i}@example.com", password=password) for i in range(n)), batch_size=2000
-    )
-    users = list(
-        User.objects.filter(email__startswith="bench-").order_by("id").values_list("id", flat=True)
-    )
-    tokens = [Token(key=secrets.token_hex(20), user_id=uid) for uid in users]
-    Token.objects.bulk_create(tokens, batch_size=2000)
-    return [(t.user_id, t.key) for t in tokens]
-
-
-def create_concert(title: str):
-    from concerts.models import Concert, Schedule
-
-    now = datetime.now(UTC)
-    concert = Concert.objects.create(
-        title=title,
-        artist="Bench",
-        venue="Bench hall",
-        is_published=True,
-        sale_opens_at=now - timedelta(hours=1),
-    )
-    Schedule.objects.create(
-        concert=concert, starts_at=now + timedelta(days=7), ends_at=now + timedelta(days=7, hours=2)
-    )
-    return concert
-
-
 def fill_line(concert_id: int, size: int, pollers: list[tuple[int, str]]) -> list[str]:
     """size - len(pollers) filler entries, then the pollers at the back: the ENTER script itself,
     pipelined a thousand at a time. Returns the pollers' queue tokens."""
@@ -407,20 +116,6 @@ def waiting_count(concert_id: int) -> int:
     from queueing.redis_queue import queue_keys, queue_redis
 
     return queue_redis().zcard(queue_keys(concert_id)[0])
-
-
-def write_lines(path: Path, method: str, url_path: str, rows) -> Path:
-    path.write_text("".join("\t".join((method, url_path, *row)) + "\n" for row in rows))
-    return path
-
-
-def get_json(url: str, headers: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(url, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
 
 
 # --- profile ---------------------------------------------------------------------------------
@@ -519,43 +214,32 @@ def main() -> int:
     parser.add_argument("--pollers", type=int, default=POLLERS)
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="waiting-line sizes")
     parser.add_argument("--profile", action="store_true", help="py-spy the status endpoint")
+    parser.add_argument(
+        "--code",
+        default="worktree",
+        help="what to benchmark: worktree (a copy of the working tree taken at start, the "
+        "default) or a git ref such as HEAD",
+    )
     parser.add_argument("--drop-stale", action="store_true", help=f"drop a leftover {DB_NAME}")
     args = parser.parse_args()
     worker_counts = [int(w) for w in args.sweep.split(",")] if args.sweep else [args.workers]
     sizes = [int(s) for s in args.sizes.split(",")]
 
-    if shutil.which("wrk") is None:
-        print(
-            "wrk is not installed. On Debian/Ubuntu: sudo apt-get install -y wrk", file=sys.stderr
-        )
+    if not require_wrk():
         return 2
     started = time.monotonic()
     invocation = " ".join([".venv/bin/python", "bench/queue_http.py", *sys.argv[1:]])
 
-    prefix = f"bench-{secrets.token_hex(6)}"
-    secret_key = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(50))
-    database_url = f"mysql://root@127.0.0.1:3306/{DB_NAME}"
-    server_env = {
-        **{k: v for k, v in os.environ.items() if k not in ("FAST_PASSWORD_HASHER", "PYTHONPATH")},
-        "DJANGO_ENV": "production",
-        "SECRET_KEY": secret_key,
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "DEBUG": "false",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": REDIS_URL,
-        "CELERY_BROKER_URL": REDIS_URL,
-        "REDIS_KEY_PREFIX": prefix,
-        "ACCESS_LOG": "",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-    }
+    prefix = new_redis_prefix()
+    server_env = server_environment(DB_NAME, prefix)
     # This process shares the settings (same SECRET_KEY: it issues the pollers' queue tokens).
-    os.environ.update({**server_env, "FAST_PASSWORD_HASHER": "true"})
-    sys.path.insert(0, str(ROOT))
-    os.chdir(ROOT)
+    adopt_environment(server_env)
 
+    global SRC
     created_db = False
     server: Gunicorn | None = None
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
+    aborted = None
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "logs").mkdir(exist_ok=True)
     runs: list[dict] = []
@@ -568,25 +252,27 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_term)
     try:
         meta = {"machine": machine(), "git": git_state(), "command": invocation}
+        meta["git"].update(snapshot_code(args.code, tmp / "src"))
+        SRC = tmp / "src"
+        sys.path.insert(0, str(SRC))
+        os.chdir(SRC)
+        log(f"benchmarking a copy of the {args.code} ({meta['git']['commit'][:12]}) in {SRC}")
         log(
             f"machine: {meta['machine']['nproc']} x {meta['machine']['cpu_model']}, "
             f"load {' '.join(meta['machine']['loadavg_at_start'])}; redis prefix {prefix}"
         )
-        create_database(args.drop_stale)
+        create_database(DB_NAME, args.drop_stale)
         created_db = True
-        t0 = time.monotonic()
-        subprocess.run(
-            [str(VENV / "python"), "manage.py", "migrate", "--noinput", "-v0"],
-            cwd=ROOT,
-            check=True,
-            env=os.environ.copy(),
-        )
-        log(f"migrated {DB_NAME} in {time.monotonic() - t0:.1f} s")
+        migrate(SRC, DB_NAME)
 
         import django
 
         django.setup()
         from django.db import connections
+
+        import concerts
+
+        assert Path(concerts.__file__).is_relative_to(SRC), concerts.__file__
 
         t0 = time.monotonic()
         customers = create_customers(args.users)
@@ -615,7 +301,9 @@ def main() -> int:
         connections.close_all()
 
         for workers in worker_counts:
-            server = Gunicorn(server_env, workers, RESULTS / "logs" / f"gunicorn-w{workers}.log")
+            server = Gunicorn(
+                server_env, workers, RESULTS / "logs" / f"gunicorn-w{workers}.log", cwd=SRC
+            )
             server.log_path.write_bytes(b"")
             server.start()
             log(f"gunicorn up: {workers} workers at {server.url}")
@@ -700,7 +388,10 @@ def main() -> int:
             server = None
     except KeyboardInterrupt:
         log("interrupted: cleaning up")
-        return 130
+        aborted = "interrupted"
+    except Exception as error:  # keep what was measured so far
+        log(f"aborted: {error!r}")
+        aborted = repr(error)
     finally:
         if server is not None:
             server.stop()
@@ -713,16 +404,21 @@ def main() -> int:
         deleted = delete_redis_prefix(prefix)
         log(f"deleted {deleted} Redis keys under {prefix}:")
         if created_db:
-            drop_database()
+            drop_database(DB_NAME)
             log(f"dropped {DB_NAME}")
+        os.chdir(ROOT)
         shutil.rmtree(tmp, ignore_errors=True)
 
     elapsed = time.monotonic() - started
+    if "machine" not in meta or "code" not in meta.get("git", {}):  # failed before it began
+        print(f"aborted before measuring: {aborted}", file=sys.stderr)
+        return 1
     meta["machine"]["loadavg_at_end"] = Path("/proc/loadavg").read_text().split()[:3]
     report = {
         **meta,
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "elapsed_s": round(elapsed, 1),
+        "aborted": aborted,
         "settings": {
             "duration_s": args.duration,
             "wrk_threads": args.threads,
@@ -736,7 +432,7 @@ def main() -> int:
     }
     (RESULTS / "queue_http.json").write_text(json.dumps(report, indent=2) + "\n")
     print(markdown(report))
-    return 0
+    return 1 if aborted else 0
 
 
 def markdown(report: dict) -> str:
@@ -746,12 +442,13 @@ def markdown(report: dict) -> str:
         "",
         f"- machine: {m['nproc']} CPUs, {m['cpu_model']}, {m['mem_gb']} GB; load average "
         f"{' '.join(m['loadavg_at_start'])} at start, {' '.join(m['loadavg_at_end'])} at end",
-        f"- code: {report['git']['commit'][:12]} ({report['git']['dirty_files']} files changed in the tree)",
+        f"- code: a copy of the {report['git']['code']} at {report['git']['commit'][:12]} "
+        f"({report['git']['dirty_files']} files changed in the working tree at start)",
         f"- command: `{report['command']}` ({report['elapsed_s']:.0f} s)",
         f"- wrk: `{report['runs'][0]['wrk_command'] if report['runs'] else ''}`",
         "",
         "| endpoint | waiting | workers | conns | req/s | p50 ms | p99 ms | p99.9 ms | statuses | "
-        "errors | CPU ms/req | other CPU (cores) |",
+        "errors, events | CPU ms/req | other CPU (cores) |",
         "|---|--:|--:|--:|--:|--:|--:|--:|---|---|--:|--:|",
     ]
     for r in report["runs"]:
@@ -782,6 +479,8 @@ def markdown(report: dict) -> str:
         out += [f"- {x['frame']}: {x['pct']}%" for x in p["activities"][:8]]
         out += ["", "hottest functions (self time):", ""]
         out += [f"- {x['frame']}: {x['pct']}%" for x in p["top_self"][:8]]
+    if report.get("aborted"):
+        out += ["", f"**Aborted**: {report['aborted']}"]
     return "\n".join(out)
 
 

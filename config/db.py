@@ -1,4 +1,5 @@
 import functools
+import logging
 import random
 import time
 
@@ -8,6 +9,8 @@ from django.db import OperationalError, connection
 # timeout (InnoDB rolls back the statement; the atomic block around it, the rest). Either way
 # the work is undone and safe to run again from the start.
 RETRYABLE_LOCK_ERRORS = (1213, 1205)
+
+logger = logging.getLogger(__name__)
 
 
 def retry_on_lock_conflict(attempts: int = 4):
@@ -30,6 +33,13 @@ def retry_on_lock_conflict(attempts: int = 4):
                     code = error.args[0] if error.args else None
                     if code not in RETRYABLE_LOCK_ERRORS or attempt == attempts:
                         raise
+                    logger.info(
+                        "%s: lock conflict %s, attempt %d of %d; retrying",
+                        service.__qualname__,
+                        code,
+                        attempt,
+                        attempts,
+                    )
                     time.sleep(random.uniform(0, 0.01 * 2**attempt))  # jitter breaks lockstep
             raise AssertionError("unreachable")
 

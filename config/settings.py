@@ -299,5 +299,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # 4xx answers are customers' outcomes (a taken seat is a 409 in every stampede), not
+        # server trouble; a WARNING line for each would drown the log. 5xx still log.
+        "django.request": {"level": "ERROR"},
+    },
 }

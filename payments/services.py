@@ -17,7 +17,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import User
-from concerts.models import Seat, SeatStatus
+from concerts.models import Schedule, Seat, SeatStatus
 from concerts.selectors import seat_free_q
 from concerts.services import lock_seats_in_order
 from config.db import retry_on_lock_conflict
@@ -94,11 +94,10 @@ def payment_create(*, user: User, reservation_id: int, now: datetime | None = No
         # First the customer's own row, as holds do: the Payment and ledger inserts below
         # take a shared lock on it (foreign key checks), which must not come after seats.
         User.objects.select_for_update().only("id").get(id=user.id)
+        # No select_related here: MariaDB has no FOR UPDATE OF, so a join would lock the
+        # schedule row too, and every payment of the performance would wait for the others.
         reservation = (
-            Reservation.objects.select_for_update()
-            .select_related("schedule")
-            .filter(id=reservation_id, user=user)
-            .first()
+            Reservation.objects.select_for_update().filter(id=reservation_id, user=user).first()
         )
         if reservation is None:
             raise NotFound("Reservation not found.")
@@ -106,7 +105,8 @@ def payment_create(*, user: User, reservation_id: int, now: datetime | None = No
             raise HoldExpired(details={"reservation_id": reservation.id})
         if reservation.status != ReservationStatus.HELD:
             raise ReservationNotPayable(details={"status": reservation.status})
-        if reservation.schedule.starts_at <= now:
+        schedule = Schedule.objects.only("starts_at", "concert_id").get(id=reservation.schedule_id)
+        if schedule.starts_at <= now:
             raise SalesClosed()
 
         # Seats first: if they are gone, "top up your wallet" would be the wrong advice.
@@ -128,7 +128,7 @@ def payment_create(*, user: User, reservation_id: int, now: datetime | None = No
         reservation.status = ReservationStatus.CONFIRMED
         reservation.save(update_fields=["status", "updated_at"])
 
-        concert_id = reservation.schedule.concert_id
+        concert_id = schedule.concert_id
         transaction.on_commit(lambda: _release_queue_slot(concert_id=concert_id, user_id=user.id))
     return payment
 
