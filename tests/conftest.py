@@ -67,6 +67,23 @@ def isolated_redis():
 
 
 @pytest.fixture
+def operator(db):
+    from tests.accounts.factories import OperatorFactory
+
+    return OperatorFactory()
+
+
+@pytest.fixture
+def operator_client(operator):
+    """Django's test client, logged in to admin as an operator."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(operator)
+    return client
+
+
+@pytest.fixture
 def api_client() -> APIClient:
     return APIClient()
 

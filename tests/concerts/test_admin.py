@@ -1,20 +1,11 @@
 import re
 
 import pytest
-from django.test import Client
 
 from concerts.models import Concert, Schedule, Seat
-from tests.accounts.factories import OperatorFactory
 from tests.concerts.factories import ScheduleFactory, SeatFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def operator_client() -> Client:
-    client = Client()
-    client.force_login(OperatorFactory())
-    return client
 
 
 def test_operator_creates_a_concert_generates_seats_and_customers_see_them(

@@ -1,42 +1,19 @@
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.test import Client
 
 from concerts.models import Seat, SeatStatus
 from payments.models import LedgerKind, PaymentStatus, Wallet
 from payments.services import payment_create, wallet_charge
 from reservations.models import ReservationStatus
-from tests.accounts.factories import OperatorFactory
-from tests.concerts.factories import SeatFactory
-from tests.reservations.factories import ReservationFactory, ReservationSeatFactory
+from tests.reservations.factories import held_reservation
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def operator():
-    return OperatorFactory()
-
-
-@pytest.fixture
-def operator_client(operator) -> Client:
-    client = Client()
-    client.force_login(operator)
-    return client
-
-
-@pytest.fixture
 def payment(customer):
     wallet_charge(user=customer, amount=300_000)
-    reservation = ReservationFactory(user=customer, total_price=120_000)
-    seat = SeatFactory(
-        schedule=reservation.schedule,
-        status=SeatStatus.HELD,
-        hold_expires_at=reservation.expires_at,
-        reservation=reservation,
-        price=120_000,
-    )
-    ReservationSeatFactory(reservation=reservation, seat=seat, price=120_000)
+    reservation = held_reservation(user=customer, seat_prices=(120_000,))
     return payment_create(user=customer, reservation_id=reservation.id)
 
 

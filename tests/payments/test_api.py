@@ -115,18 +115,9 @@ def test_malformed_keys_are_validation_errors(customer_client):
 
 
 def test_a_failed_request_does_not_burn_its_key(admit, customer, customer_client):
-    from concerts.models import SeatStatus
-    from tests.concerts.factories import SeatFactory
-    from tests.reservations.factories import ReservationFactory, ReservationSeatFactory
+    from tests.reservations.factories import held_reservation
 
-    reservation = ReservationFactory(user=customer, total_price=50_000)
-    seat = SeatFactory(
-        schedule=reservation.schedule,
-        status=SeatStatus.HELD,
-        hold_expires_at=reservation.expires_at,
-        reservation=reservation,
-    )
-    ReservationSeatFactory(reservation=reservation, seat=seat, price=50_000)
+    reservation = held_reservation(user=customer, seat_prices=(50_000,))
     key = str(uuid.uuid4())
     pay = lambda: customer_client.post(  # noqa: E731
         f"/api/v1/reservations/{reservation.id}/payment", HTTP_IDEMPOTENCY_KEY=key

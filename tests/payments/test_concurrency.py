@@ -3,14 +3,12 @@ from collections import Counter
 
 import pytest
 
-from concerts.models import SeatStatus
 from payments.models import LedgerEntry, LedgerKind, Payment, Wallet
 from payments.services import wallet_charge
 from reservations.models import ReservationStatus
-from tests.concerts.factories import SeatFactory
 from tests.concurrency import make_customers, run_concurrently
 from tests.conftest import client_for
-from tests.reservations.factories import ReservationFactory, ReservationSeatFactory
+from tests.reservations.factories import held_reservation
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -18,17 +16,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def test_twenty_concurrent_payments_of_one_reservation_debit_once():
     [customer] = make_customers(1)
     wallet_charge(user=customer, amount=1_000_000)
-    reservation = ReservationFactory(user=customer, total_price=200_000)
-    for number in (1, 2):
-        seat = SeatFactory(
-            schedule=reservation.schedule,
-            number=number,
-            status=SeatStatus.HELD,
-            hold_expires_at=reservation.expires_at,
-            reservation=reservation,
-            price=100_000,
-        )
-        ReservationSeatFactory(reservation=reservation, seat=seat, price=100_000)
+    reservation = held_reservation(user=customer, seat_prices=(100_000, 100_000))
     shared_key = str(uuid.uuid4())
     keys = [shared_key] * 10 + [str(uuid.uuid4()) for _ in range(10)]
 

@@ -6,25 +6,15 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from concerts.models import SeatStatus
 from payments.services import payment_create, wallet_charge
-from tests.concerts.factories import SeatFactory
-from tests.reservations.factories import ReservationFactory, ReservationSeatFactory
+from tests.reservations.factories import held_reservation
 
 pytestmark = pytest.mark.django_db
 
 
 def test_a_payment_locks_only_rows_of_its_own_customer_and_reservation(customer):
     wallet_charge(user=customer, amount=500_000)
-    reservation = ReservationFactory(user=customer, total_price=100_000)
-    seat = SeatFactory(
-        schedule=reservation.schedule,
-        status=SeatStatus.HELD,
-        hold_expires_at=reservation.expires_at,
-        reservation=reservation,
-        price=100_000,
-    )
-    ReservationSeatFactory(reservation=reservation, seat=seat, price=100_000)
+    reservation = held_reservation(user=customer, seat_prices=(100_000,))
 
     with CaptureQueriesContext(connection) as queries:
         payment_create(user=customer, reservation_id=reservation.id)

@@ -1,19 +1,10 @@
 import pytest
-from django.test import Client
 
 from concerts.models import Concert
 from queueing.services import queue_admit_tick, queue_enter
-from tests.accounts.factories import OperatorFactory
 from tests.concerts.factories import ConcertFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def operator_client() -> Client:
-    client = Client()
-    client.force_login(OperatorFactory())
-    return client
 
 
 def test_queue_panel_shows_live_numbers(operator_client, django_assert_max_num_queries):

@@ -24,3 +24,22 @@ class ReservationSeatFactory(factory.django.DjangoModelFactory):
 
     reservation = factory.SubFactory(ReservationFactory)
     price = 110_000
+
+
+def held_reservation(*, user, seat_prices=(110_000,)) -> Reservation:
+    """A live hold of `user` on fresh seats at these prices, as reservation_hold leaves it."""
+    from concerts.models import SeatStatus
+    from tests.concerts.factories import SeatFactory
+
+    reservation = ReservationFactory(user=user, total_price=sum(seat_prices))
+    for number, price in enumerate(seat_prices, start=1):
+        seat = SeatFactory(
+            schedule=reservation.schedule,
+            number=number,
+            status=SeatStatus.HELD,
+            hold_expires_at=reservation.expires_at,
+            reservation=reservation,
+            price=price,
+        )
+        ReservationSeatFactory(reservation=reservation, seat=seat, price=price)
+    return reservation
