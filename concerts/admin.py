@@ -131,14 +131,14 @@ class ConcertAdmin(CatalogAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Publish selected concerts (show them to customers)")
     def publish(self, request, queryset):
-        count = queryset.update(is_published=True, updated_at=timezone.now())
-        services.catalog_changed()
+        ids = list(queryset.values_list("id", flat=True))
+        count = services.concert_set_published(concert_ids=ids, published=True)
         self.message_user(request, f"{count} concert(s) published.", messages.SUCCESS)
 
     @admin.action(description="Unpublish selected concerts (hide them from customers)")
     def unpublish(self, request, queryset):
-        count = queryset.update(is_published=False, updated_at=timezone.now())
-        services.catalog_changed()
+        ids = list(queryset.values_list("id", flat=True))
+        count = services.concert_set_published(concert_ids=ids, published=False)
         self.message_user(request, f"{count} concert(s) hidden.", messages.SUCCESS)
 
 

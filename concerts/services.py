@@ -8,7 +8,7 @@ from config.errors import DomainError
 from reservations.models import ReservationSeat
 
 from .cache import catalog_invalidate
-from .models import Schedule, Seat, SeatStatus
+from .models import Concert, Schedule, Seat, SeatStatus
 
 MAX_SEATS_PER_SCHEDULE = 20_000
 SEAT_INSERT_BATCH = 1_000
@@ -51,6 +51,18 @@ class SeatBlock:
             )
             for section, row, number in self.positions()
         ]
+
+
+def concert_set_published(*, concert_ids: Sequence[int], published: bool) -> int:
+    """Show concerts to customers, or hide them. Returns how many changed."""
+    from django.utils import timezone
+
+    with transaction.atomic():
+        changed = Concert.objects.filter(id__in=concert_ids).update(
+            is_published=published, updated_at=timezone.now()
+        )
+        catalog_changed()
+    return changed
 
 
 def seat_reprice(*, seat_id: int, grade: str, price: int) -> None:

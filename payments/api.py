@@ -9,7 +9,7 @@ from config.openapi import error_responses
 
 from . import services
 from .idempotency import HEADER, idempotent
-from .models import LedgerEntry, Payment
+from .models import LedgerEntry, Payment, Wallet
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     HEADER,
@@ -23,7 +23,9 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
 
 class WalletSerializer(serializers.Serializer):
     balance = serializers.IntegerField(help_text="Won (KRW).")
-    updated_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField(
+        allow_null=True, help_text="Null before the first charge."
+    )
 
 
 class LedgerEntrySerializer(serializers.ModelSerializer):
@@ -88,7 +90,8 @@ class WalletView(APIView):
         tags=["wallet"],
     )
     def get(self, request):
-        return Response(WalletSerializer(services.wallet_for_user(user=request.user)).data)
+        wallet = Wallet.objects.filter(user=request.user).first() or Wallet(user=request.user)
+        return Response(WalletSerializer(wallet).data)  # a read creates nothing
 
 
 class WalletTransactionsView(generics.ListAPIView):

@@ -53,6 +53,7 @@ def _key(request: Request) -> str | None:
         ) from None
 
 
+@retry_on_lock_conflict()
 def _claim(*, user_id: int, key: str, fingerprint: str) -> IdempotencyRecord | Response:
     for _ in range(3):  # a claim dropped by a failed request in between: claim afresh
         claimed = _claim_once(user_id=user_id, key=key, fingerprint=fingerprint)
@@ -107,11 +108,16 @@ def idempotent(request: Request, work: Callable[[], Response]) -> Response:
     try:
         return _work_and_record(claimed, work)
     except Exception:
-        # Only our own claim: a takeover's claim (newer locked_at) is not ours to drop.
-        IdempotencyRecord.objects.filter(
-            id=claimed.id, completed=False, locked_at=claimed.locked_at
-        ).delete()
+        _drop_claim(claimed)
         raise
+
+
+@retry_on_lock_conflict()
+def _drop_claim(record: IdempotencyRecord) -> None:
+    # Only our own claim: a takeover's claim (newer locked_at) is not ours to drop.
+    IdempotencyRecord.objects.filter(
+        id=record.id, completed=False, locked_at=record.locked_at
+    ).delete()
 
 
 @retry_on_lock_conflict()

@@ -101,7 +101,12 @@ class IdempotencyRecord(models.Model):
     """The first answer to a money-moving request sent with an Idempotency-Key, so a retry
     gets the same answer instead of moving the money twice. Kept 24 hours."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # No database foreign key: inserting a claim would take a shared lock on the customer's
+    # row, which that customer's payment in progress holds exclusively, and two such requests
+    # could deadlock. The record lives 24 hours; the unique (user, key) index is what matters.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
+    )
     key = models.CharField(max_length=64)
     fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
     completed = models.BooleanField(default=False)

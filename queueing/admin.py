@@ -5,6 +5,7 @@ from concerts.services import catalog_changed
 
 from .models import ConcertQueue
 from .selectors import QueueStats, queue_stats
+from .services import queue_set_paused
 
 
 @admin.register(ConcertQueue)
@@ -91,10 +92,12 @@ class ConcertQueueAdmin(admin.ModelAdmin):
 
     @admin.action(description="Pause admission of the selected queues")
     def pause(self, request, queryset):
-        count = queryset.update(queue_paused=True, updated_at=timezone.now())
+        ids = list(queryset.values_list("id", flat=True))
+        count = queue_set_paused(concert_ids=ids, paused=True)
         self.message_user(request, f"Admission paused for {count} concert(s).", messages.SUCCESS)
 
     @admin.action(description="Resume admission of the selected queues")
     def resume(self, request, queryset):
-        count = queryset.update(queue_paused=False, updated_at=timezone.now())
+        ids = list(queryset.values_list("id", flat=True))
+        count = queue_set_paused(concert_ids=ids, paused=False)
         self.message_user(request, f"Admission resumed for {count} concert(s).", messages.SUCCESS)

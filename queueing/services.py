@@ -2,6 +2,7 @@
 
 import math
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -67,6 +68,14 @@ def queue_release(*, concert_id: int, user_id: int) -> None:
 
     Call after the payment commits (transaction.on_commit)."""
     run_script("END", concert_id, [user_id, "", "done"])
+
+
+def queue_set_paused(*, concert_ids: Sequence[int], paused: bool) -> int:
+    """Pause or resume admission. Admitted customers keep their sessions; the next tick
+    reads the flag. Returns how many concerts changed."""
+    return Concert.objects.filter(id__in=concert_ids).update(
+        queue_paused=paused, updated_at=timezone.now()
+    )
 
 
 @dataclass(frozen=True)
