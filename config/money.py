@@ -2,10 +2,10 @@ from rest_framework import serializers
 
 
 def format_won(amount: int | None) -> str:
-    """12345 -> '₩12,345'. Amounts are integers of won; there are no fractional won."""
+    """12345 -> '₩12,345', -500 -> '-₩500'. Amounts are whole won; there are no fractions."""
     if amount is None:
         return "—"
-    return f"₩{amount:,}"
+    return f"-₩{-amount:,}" if amount < 0 else f"₩{amount:,}"
 
 
 class WonField(serializers.IntegerField):

@@ -61,6 +61,9 @@ class LedgerEntry(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.id}"
+
 
 class PaymentStatus(models.TextChoices):
     COMPLETED = "completed", "Completed"

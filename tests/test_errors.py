@@ -121,3 +121,14 @@ def test_a_query_bug_is_a_500_not_an_outage(client):
     # mysqlclient raises OperationalError for an unknown column; it is a bug, not a 503.
     assert response.status_code == 500
     assert response.json()["error"]["code"] == "internal_error"
+
+
+def test_won_amounts_read_naturally():
+    from config.money import format_won
+
+    assert [format_won(v) for v in (0, 165_000, -330_000, None)] == [
+        "₩0",
+        "₩165,000",
+        "-₩330,000",
+        "—",
+    ]
