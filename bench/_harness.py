@@ -455,6 +455,34 @@ def migrate(src: Path, database: str) -> None:
     log(f"migrated {database} in {time.monotonic() - t0:.1f} s")
 
 
+def enter_code_snapshot(ref: str, tmp: Path, invocation: str, prefix: str) -> tuple[dict, Path]:
+    """Copy the code under test (the working tree, or a git ref) to tmp/src and run from
+    there, so edits made while a benchmark runs cannot change what it measures.
+    Returns the run's metadata (machine, git state, command) and the snapshot folder."""
+    meta = {"machine": machine(), "git": git_state(), "command": invocation}
+    src = tmp / "src"
+    meta["git"].update(snapshot_code(ref, src))
+    sys.path.insert(0, str(src))
+    os.chdir(src)
+    log(f"benchmarking a copy of the {ref} ({meta['git']['commit'][:12]}) in {src}")
+    log(
+        f"machine: {meta['machine']['nproc']} x {meta['machine']['cpu_model']}, "
+        f"load {' '.join(meta['machine']['loadavg_at_start'])}; redis prefix {prefix}"
+    )
+    return meta, src
+
+
+def setup_django_on(src: Path, database: str) -> None:
+    """Migrate the benchmark's database and load Django from the snapshot (checked)."""
+    migrate(src, database)
+    import django
+
+    django.setup()
+    import concerts
+
+    assert Path(concerts.__file__).is_relative_to(src), concerts.__file__
+
+
 def new_redis_prefix() -> str:
     return f"bench-{secrets.token_hex(6)}"
 

@@ -50,18 +50,16 @@ from _harness import (
     create_database,
     delete_redis_prefix,
     drop_database,
-    git_state,
+    enter_code_snapshot,
     loadavg,
     log,
-    machine,
-    migrate,
     mysql_connect,
     new_redis_prefix,
     parse_wrk,
     require_wrk,
     run_wrk,
     server_environment,
-    snapshot_code,
+    setup_django_on,
     write_lines,
 )
 from queue_http import DEFAULT_WORKERS  # 2 on the 2-core machine: see the numbers there
@@ -632,28 +630,11 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     try:
-        meta = {"machine": machine(), "git": git_state(), "command": invocation}
-        meta["git"].update(snapshot_code(args.code, tmp / "src"))
-        src = tmp / "src"
-        sys.path.insert(0, str(src))
-        os.chdir(src)
-        log(f"benchmarking a copy of the {args.code} ({meta['git']['commit'][:12]}) in {src}")
-        log(
-            f"machine: {meta['machine']['nproc']} x {meta['machine']['cpu_model']}, "
-            f"load {' '.join(meta['machine']['loadavg_at_start'])}; redis prefix {prefix}"
-        )
+        meta, src = enter_code_snapshot(args.code, tmp, invocation, prefix)
         create_database(DB_NAME, args.drop_stale)
         created_db = True
-        migrate(src, DB_NAME)
-
-        import django
-
-        django.setup()
+        setup_django_on(src, DB_NAME)
         from django.db import connections
-
-        import concerts
-
-        assert Path(concerts.__file__).is_relative_to(src), concerts.__file__
 
         t0 = time.monotonic()
         n_customers = max(args.contended, args.uncontended, args.payments, 1000)

@@ -44,16 +44,14 @@ from _harness import (
     create_database,
     delete_redis_prefix,
     drop_database,
+    enter_code_snapshot,
     get_json,
-    git_state,
     log,
-    machine,
-    migrate,
     new_redis_prefix,
     parse_wrk,
     require_wrk,
     server_environment,
-    snapshot_code,
+    setup_django_on,
     write_lines,
 )
 from _harness import run_wrk as _run_wrk
@@ -251,28 +249,11 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     try:
-        meta = {"machine": machine(), "git": git_state(), "command": invocation}
-        meta["git"].update(snapshot_code(args.code, tmp / "src"))
-        SRC = tmp / "src"
-        sys.path.insert(0, str(SRC))
-        os.chdir(SRC)
-        log(f"benchmarking a copy of the {args.code} ({meta['git']['commit'][:12]}) in {SRC}")
-        log(
-            f"machine: {meta['machine']['nproc']} x {meta['machine']['cpu_model']}, "
-            f"load {' '.join(meta['machine']['loadavg_at_start'])}; redis prefix {prefix}"
-        )
+        meta, SRC = enter_code_snapshot(args.code, tmp, invocation, prefix)
         create_database(DB_NAME, args.drop_stale)
         created_db = True
-        migrate(SRC, DB_NAME)
-
-        import django
-
-        django.setup()
+        setup_django_on(SRC, DB_NAME)
         from django.db import connections
-
-        import concerts
-
-        assert Path(concerts.__file__).is_relative_to(SRC), concerts.__file__
 
         t0 = time.monotonic()
         customers = create_customers(args.users)
