@@ -119,7 +119,12 @@ DATABASES = {
     "default": dj_database_url.parse(
         env("DATABASE_URL", f"sqlite:///{LOCAL_DIR / 'db.sqlite3'}"),
         conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
-        conn_health_checks=True,
+        # A ping before a reused connection's first query in each request: a connection the
+        # server dropped (a restart, a failover) is replaced instead of failing a customer's
+        # request. It costs a round trip of latency and no measurable throughput (bench/:
+        # the ceiling and the queue poll within noise with it on and off). Off, such a
+        # connection fails one request with 503 + Retry-After and is then discarded.
+        conn_health_checks=env_bool("DB_CONN_HEALTH_CHECKS", True),
     )
 }
 _db = DATABASES["default"]
@@ -265,6 +270,10 @@ REST_FRAMEWORK = {
 # Signup and login attempts per client IP: slows password guessing, not real customers.
 AUTH_THROTTLE_RATE = env("AUTH_THROTTLE_RATE", "30/minute")
 
+# GET /api/v1/_bench/noop: an authenticated endpoint that does nothing, behind the same
+# middleware and authentication as the API. The benchmark's ceiling (bench/); off by default.
+BENCHMARK_ENDPOINTS = env_bool("BENCHMARK_ENDPOINTS", False)
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Concert reservations API",
     "DESCRIPTION": (
@@ -292,6 +301,13 @@ SPECTACULAR_SETTINGS = {
 # lifetimes only bound how stale seat counts may be, which move with every hold.
 CATALOG_CACHE_SECONDS = env_int("CATALOG_CACHE_SECONDS", 300)
 SEAT_COUNTS_CACHE_SECONDS = env_int("SEAT_COUNTS_CACHE_SECONDS", 2)
+# How long each web process may reuse a concert's queue settings and a schedule's concert
+# (config/localcache.py): an operator's change (pause, publish) reaches every process within
+# this. 0 reads them from the database on every request.
+LOCAL_CACHE_SECONDS = env_int("LOCAL_CACHE_SECONDS", 2)
+# Seat maps are cached as rendered JSON, invalidated by every change to a seat of the schedule
+# (concerts/cache.py) and never kept past the first hold that expires; this bounds the rest.
+SEAT_MAP_CACHE_SECONDS = env_int("SEAT_MAP_CACHE_SECONDS", 60)
 
 LOGGING = {
     "version": 1,

@@ -1,6 +1,8 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 
+from .benchmark import NoopView
 from .errors import api_not_found
 from .health import healthz
 from .schema_views import RedocView, SchemaView, SwaggerView
@@ -17,6 +19,8 @@ api_v1 = [
     path("", include("reservations.urls")),
     path("", include("payments.urls")),
 ]
+if settings.BENCHMARK_ENDPOINTS:
+    api_v1.append(path("_bench/noop", NoopView.as_view(), name="bench-noop"))
 
 urlpatterns = [
     path("api/v1/", include(api_v1)),

@@ -66,6 +66,16 @@ def isolated_redis():
         yield prefix
 
 
+@pytest.fixture(autouse=True)
+def fresh_local_caches():
+    """Per-process caches (config.localcache) start empty in every test."""
+    from config.localcache import LocalCache
+
+    LocalCache.clear_all()
+    yield
+    LocalCache.clear_all()
+
+
 @pytest.fixture
 def operator(db):
     from tests.accounts.factories import OperatorFactory

@@ -132,3 +132,46 @@ def test_won_amounts_read_naturally():
         "-₩330,000",
         "—",
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("health_checks", [True, False])
+def test_a_connection_the_server_dropped_is_replaced(customer, health_checks):
+    """With DB_CONN_HEALTH_CHECKS (the default) a persistent connection that the server has
+    closed is replaced before the request uses it; without, it fails that one request with a
+    503 to retry, and the next request gets a new one."""
+    import MySQLdb
+    from django.db import close_old_connections
+
+    from tests.conftest import client_for
+
+    if connection.vendor != "mysql":
+        pytest.skip("kills a MariaDB connection")
+    assert connection.settings_dict["CONN_HEALTH_CHECKS"] is True
+    client = client_for(customer)
+    assert client.get("/api/v1/accounts/me").status_code == 200
+    database = connection.settings_dict
+    killer = MySQLdb.connect(
+        host=database["HOST"], port=int(database["PORT"]), user=database["USER"], password=""
+    )
+    killer.cursor().execute(f"KILL {connection.connection.thread_id()}")
+    killer.close()
+
+    connection.settings_dict["CONN_HEALTH_CHECKS"] = health_checks
+    connection.health_check_enabled = health_checks  # (read when a connection opens)
+    try:
+        close_old_connections()  # what Django does at the start of every request
+        first = client.get("/api/v1/accounts/me")
+        close_old_connections()
+        second = client.get("/api/v1/accounts/me")
+    finally:
+        connection.settings_dict["CONN_HEALTH_CHECKS"] = True
+        connection.health_check_enabled = True
+
+    if health_checks:
+        assert first.status_code == 200
+    else:
+        assert first.status_code == 503
+        assert first.json()["error"]["code"] == "service_unavailable"
+        assert "Retry-After" in first
+    assert second.status_code == 200
