@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 
 VERSION_KEY = "catalog:version"
@@ -34,3 +35,44 @@ def catalog_cached(key: str, timeout: int, build: Callable[[], Any]) -> Any:
 
 def catalog_invalidate() -> None:
     cache.set(VERSION_KEY, time.time_ns(), timeout=None)
+
+
+# --- Seat maps -------------------------------------------------------------------------------
+# A schedule's seats, rendered once as JSON and shared by every admitted buyer until a seat of
+# the schedule changes. Two keys per schedule, hash-tagged to one Redis Cluster slot so one
+# MGET reads both:
+#   seatmap:{<id>}:version  a token replaced after every committed change to the seats
+#   seatmap:{<id>}:body     (token it was built under, JSON bytes)
+# A body is served only under the token it was built with. A reader takes the token before
+# it reads the database, so a body built from rows older than a change carries an older token
+# and is never served after that change's new token is in place.
+
+
+def _seat_map_keys(schedule_id: int) -> tuple[str, str]:
+    return f"seatmap:{{{schedule_id}}}:version", f"seatmap:{{{schedule_id}}}:body"
+
+
+def seat_map_cached(schedule_id: int, build: Callable[[], tuple[bytes, float]]) -> bytes:
+    """The seat map body of a schedule. build() returns (JSON bytes, seconds it stays true:
+    until the first hold in it runs out)."""
+    version_key, body_key = _seat_map_keys(schedule_id)
+    found = cache.get_many([version_key, body_key])
+    version, cached = found.get(version_key), found.get(body_key)
+    if version is None:
+        cache.add(version_key, time.time_ns(), timeout=None)
+        version = cache.get(version_key)
+    elif cached is not None and cached[0] == version:
+        return cached[1]
+    body, true_for = build()
+    timeout = int(min(settings.SEAT_MAP_CACHE_SECONDS, true_for))
+    if version is not None and timeout > 0:
+        cache.set(body_key, (version, body), timeout=timeout)
+    return body
+
+
+def seat_maps_invalidate(schedule_ids) -> None:
+    """Retire the cached seat maps of these schedules (after the change has committed)."""
+    cache.set_many(
+        {_seat_map_keys(schedule_id)[0]: time.time_ns() for schedule_id in set(schedule_ids)},
+        timeout=None,
+    )

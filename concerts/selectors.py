@@ -4,6 +4,7 @@ from django.db.models import Count, F, Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from config.errors import NotFound
+from config.localcache import LocalCache
 
 from .models import Concert, Schedule, Seat, SeatStatus
 
@@ -74,8 +75,21 @@ def schedule_get(*, schedule_id: int) -> Schedule:
     return schedule
 
 
-def seat_map_seats(*, schedule_id: int) -> list[dict]:
-    """All seats of a schedule as plain dicts, each with its status as of now.
+# Published schedules with their concerts (start, hold_minutes, queue settings), reused by
+# each web process for LOCAL_CACHE_SECONDS: every seat-map read and hold needs them, and they
+# change rarely. Seats are never cached here.
+_published_schedules = LocalCache()
+
+
+def schedule_get_cached(*, schedule_id: int) -> Schedule:
+    """schedule_get(), reused by this process for LOCAL_CACHE_SECONDS. Not to be modified."""
+    return _published_schedules.get(schedule_id, lambda: schedule_get(schedule_id=schedule_id))
+
+
+def seat_map_build(*, schedule_id: int) -> tuple[list[dict], float]:
+    """All seats of a schedule as plain dicts, each with its status as of now, and for how
+    many seconds that stays true without a write: until the first of its holds runs out
+    (lazy expiry), infinity when none is held.
 
     Built from values_list() rather than model instances and serializers: a seat map has up
     to thousands of seats and is read by every admitted buyer.
@@ -84,15 +98,21 @@ def seat_map_seats(*, schedule_id: int) -> list[dict]:
     rows = Seat.objects.filter(schedule_id=schedule_id).values_list(
         "id", "section", "row", "number", "grade", "price", "status", "hold_expires_at"
     )
-    return [
-        {
-            "id": seat_id,
-            "section": section,
-            "row": row,
-            "number": number,
-            "grade": grade,
-            "price": price,
-            "status": seat_effective_status(status, hold_expires_at, now),
-        }
-        for seat_id, section, row, number, grade, price, status, hold_expires_at in rows
-    ]
+    seats, first_expiry = [], None
+    for seat_id, section, row, number, grade, price, status, hold_expires_at in rows:
+        status = seat_effective_status(status, hold_expires_at, now)
+        if status == SeatStatus.HELD and (first_expiry is None or hold_expires_at < first_expiry):
+            first_expiry = hold_expires_at
+        seats.append(
+            {
+                "id": seat_id,
+                "section": section,
+                "row": row,
+                "number": number,
+                "grade": grade,
+                "price": price,
+                "status": status,
+            }
+        )
+    true_for = float("inf") if first_expiry is None else (first_expiry - now).total_seconds()
+    return seats, true_for

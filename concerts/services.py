@@ -7,7 +7,7 @@ from rest_framework import status
 from config.errors import DomainError
 from reservations.models import ReservationSeat
 
-from .cache import catalog_invalidate
+from .cache import catalog_invalidate, seat_maps_invalidate
 from .models import Concert, Schedule, Seat, SeatStatus
 
 MAX_SEATS_PER_SCHEDULE = 20_000
@@ -69,19 +69,38 @@ def seat_reprice(*, seat_id: int, grade: str, price: int) -> None:
     """An operator changes an available seat's grade or price. Only those two columns are
     written, and only while the seat is still available: a save can never put back a status
     or holder read before a customer took the seat."""
-    changed = Seat.objects.filter(id=seat_id, status=SeatStatus.AVAILABLE).update(
-        grade=grade, price=price
-    )
-    if not changed:
-        raise SeatMapInvalid("The seat was taken meanwhile; its price can no longer change.")
-    catalog_changed()
+    with transaction.atomic():
+        changed = Seat.objects.filter(id=seat_id, status=SeatStatus.AVAILABLE).update(
+            grade=grade, price=price
+        )
+        if not changed:
+            raise SeatMapInvalid("The seat was taken meanwhile; its price can no longer change.")
+        catalog_changed()
+        seat_maps_changed(Seat.objects.filter(id=seat_id).values_list("schedule_id", flat=True))
 
 
 def lock_seats_in_order(seat_ids: Sequence[int]) -> None:
     """Lock seat rows in ascending id order. Every transaction that takes or frees several
     seats goes through here first, so two of them wait for each other instead of
-    deadlocking, whichever index the optimizer picks for the UPDATE that follows."""
-    list(Seat.objects.select_for_update().filter(id__in=seat_ids).order_by("id").values_list("id"))
+    deadlocking, whichever index the optimizer picks for the UPDATE that follows.
+
+    Whatever the transaction then does to these seats, their schedules' cached seat maps are
+    retired when it commits."""
+    locked = (
+        Seat.objects.select_for_update()
+        .filter(id__in=seat_ids)
+        .order_by("id")
+        .values_list("id", "schedule_id")
+    )
+    seat_maps_changed(schedule_id for _, schedule_id in locked)
+
+
+def seat_maps_changed(schedule_ids) -> None:
+    """Call inside the transaction that changes seats: their schedules' cached seat maps are
+    retired once it commits (concerts/cache.py)."""
+    changed = set(schedule_ids)
+    if changed:
+        transaction.on_commit(lambda: seat_maps_invalidate(changed))
 
 
 def catalog_changed() -> None:
@@ -143,6 +162,7 @@ def seat_map_generate(
         for schedule in schedules:
             created += _seat_map_generate_one(schedule, blocks, replace=replace)
         catalog_changed()
+        seat_maps_changed(schedule_ids)
     return created
 
 

@@ -16,20 +16,61 @@ KEY_NAMES = ("waiting", "seen", "admitted", "entries", "ended", "meta", "counts"
 
 POST_OPENING_BASE = 2**41  # order keys of post-opening arrivals start here; random ones below
 
+
+# Where the entry `nonce` of `user` stands; touch '1': a waiting poll keeps the entry alive.
+# -> {'invalid'} | {'ended', reason} | {'admitted', until} | {'waiting', position, rate}
+ENTRY_STATUS = """
+local function entry_status(user, nonce, now, touch)
+  if redis.call('HGET', KEYS[4], user) ~= nonce then
+    return {'invalid'}
+  end
+  local reason = redis.call('HGET', KEYS[5], user)
+  if reason then
+    return {'ended', reason}
+  end
+  local admitted_until = redis.call('ZSCORE', KEYS[3], user)
+  if admitted_until then
+    if tonumber(admitted_until) > now then
+      return {'admitted', admitted_until}
+    end
+    return {'ended', 'expired'}
+  end
+  local rank = redis.call('ZRANK', KEYS[1], user)
+  if rank then
+    if touch == '1' then
+      redis.call('ZADD', KEYS[2], now, user)
+    end
+    return {'waiting', rank + 1, redis.call('HGET', KEYS[6], 'rate') or ''}
+  end
+  return {'ended', 'expired'}
+end
+"""
+
+# ARGV: user, nonce, now, touch -> entry_status
+STATUS = (
+    ENTRY_STATUS
+    + """
+return entry_status(ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4])
+"""
+)
+
 # ARGV: user, new nonce, now, pre-opening (1/0), random order key
-# -> {state, nonce, created (1/0)}
-ENTER = """
+# -> {state, nonce, created (1/0), then the entry's status as STATUS gives it}: one round trip
+# for what a customer entering needs to see.
+ENTER = (
+    ENTRY_STATUS
+    + """
 local user, new_nonce, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local nonce = redis.call('HGET', KEYS[4], user)
 -- (HEXISTS answers 0 or 1, and 0 is true in Lua: compare, never test it bare.)
 if nonce and redis.call('HEXISTS', KEYS[5], user) == 0 then
   if redis.call('ZSCORE', KEYS[1], user) then
     redis.call('ZADD', KEYS[2], now, user)
-    return {'waiting', nonce, 0}
+    return {'waiting', nonce, 0, unpack(entry_status(user, nonce, now, '0'))}
   end
   local admitted_until = redis.call('ZSCORE', KEYS[3], user)
   if admitted_until and tonumber(admitted_until) > now then
-    return {'admitted', nonce, 0}
+    return {'admitted', nonce, 0, unpack(entry_status(user, nonce, now, '0'))}
   end
 end
 -- No live entry (never entered, or the last one ended): a new one, at the back of the line.
@@ -44,36 +85,9 @@ else
 end
 redis.call('ZADD', KEYS[1], order, user)
 redis.call('ZADD', KEYS[2], now, user)
-return {'waiting', new_nonce, 1}
+return {'waiting', new_nonce, 1, unpack(entry_status(user, new_nonce, now, '0'))}
 """.replace("POST_OPENING_BASE", str(POST_OPENING_BASE))
-
-# ARGV: user, nonce, now, touch (1: a waiting poll keeps the entry alive)
-# -> {'invalid'} | {'ended', reason} | {'admitted', until} | {'waiting', position, rate}
-STATUS = """
-local user, now = ARGV[1], tonumber(ARGV[3])
-if redis.call('HGET', KEYS[4], user) ~= ARGV[2] then
-  return {'invalid'}
-end
-local reason = redis.call('HGET', KEYS[5], user)
-if reason then
-  return {'ended', reason}
-end
-local admitted_until = redis.call('ZSCORE', KEYS[3], user)
-if admitted_until then
-  if tonumber(admitted_until) > now then
-    return {'admitted', admitted_until}
-  end
-  return {'ended', 'expired'}
-end
-local rank = redis.call('ZRANK', KEYS[1], user)
-if rank then
-  if ARGV[4] == '1' then
-    redis.call('ZADD', KEYS[2], now, user)
-  end
-  return {'waiting', rank + 1, redis.call('HGET', KEYS[6], 'rate') or ''}
-end
-return {'ended', 'expired'}
-"""
+)
 
 # ARGV: user, nonce (empty: the user's admitted entry, if any), reason (left | done)
 # -> {'invalid'} | {previous state}

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from concerts.models import Concert
 from config.errors import NotFound
+from config.localcache import LocalCache
 
 from .errors import QueueNotAdmitted, QueueTokenExpired, QueueTokenInvalid
 from .redis_queue import queue_redis, run_script, to_ms
@@ -50,11 +51,21 @@ def _eta_seconds(position: int, rate_per_second: float | None, concert: Concert)
     return math.ceil(position / rate_per_second)
 
 
+_published_concerts = LocalCache()
+
+
 def queue_concert_get(*, concert_id: int) -> Concert:
-    concert = Concert.objects.filter(id=concert_id, is_published=True).first()
-    if concert is None:
-        raise NotFound("Concert not found.")
-    return concert
+    """A published concert's queue settings, for entering and polling. Reused by this
+    process for LOCAL_CACHE_SECONDS: every poll needs them, and they change rarely (the
+    admission tick reads them fresh). Not to be modified."""
+
+    def load() -> Concert:
+        concert = Concert.objects.filter(id=concert_id, is_published=True).first()
+        if concert is None:
+            raise NotFound("Concert not found.")
+        return concert
+
+    return _published_concerts.get(concert_id, load)
 
 
 def queue_status(
@@ -64,6 +75,11 @@ def queue_status(
     keeps their place: whoever stops polling is dropped after abandon_after_seconds."""
     now = now or timezone.now()
     reply = run_script("STATUS", concert.id, [user_id, nonce, to_ms(now), int(touch)])
+    return status_from_reply(reply, concert=concert, now=now)
+
+
+def status_from_reply(reply: list, *, concert: Concert, now: datetime) -> QueueStatus:
+    """A QueueStatus from the queue scripts' entry_status answer."""
     kind = reply[0].decode()
     if kind == "invalid":  # the token names an entry that is no longer the customer's
         raise QueueTokenInvalid()

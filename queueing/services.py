@@ -13,7 +13,7 @@ from concerts.models import Concert
 from . import scripts
 from .errors import QueueClosed, QueueTokenInvalid
 from .redis_queue import run_script, to_ms
-from .selectors import QueueStatus, queue_concert_get, queue_status
+from .selectors import QueueStatus, queue_concert_get, status_from_reply
 from .tokens import QueueToken, new_nonce, token_issue
 
 
@@ -36,7 +36,7 @@ def queue_enter(*, concert_id: int, user_id: int, now: datetime | None = None) -
     if concert.sale_opens_at is None:
         raise QueueClosed()
     pre_opening = now < concert.sale_opens_at
-    state, nonce, created = run_script(
+    _state, nonce, created, *status = run_script(
         "ENTER",
         concert_id,
         [
@@ -48,11 +48,10 @@ def queue_enter(*, concert_id: int, user_id: int, now: datetime | None = None) -
         ],
     )
     nonce = nonce.decode()
-    status = queue_status(concert=concert, user_id=user_id, nonce=nonce, now=now, touch=False)
     return QueueEntry(
         token=token_issue(concert_id=concert_id, user_id=user_id, nonce=nonce),
         created=bool(created),
-        status=status,
+        status=status_from_reply(status, concert=concert, now=now),
     )
 
 

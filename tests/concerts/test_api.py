@@ -1,3 +1,4 @@
+import time
 from datetime import timedelta
 
 import pytest
@@ -224,15 +225,70 @@ def test_catalog_lists_use_a_fixed_number_of_queries(api_client, django_assert_n
         assert api_client.get(f"/api/v1/concerts/{concert.id}").status_code == 200
 
 
-def test_seat_map_uses_three_queries_whatever_its_size(admit, django_assert_num_queries):
+def test_seat_map_uses_three_queries_whatever_its_size_then_one(admit, django_assert_num_queries):
     schedule = ScheduleFactory()
     SeatFactory.create_batch(200, schedule=schedule)
     client = admit(schedule.concert)
 
     with django_assert_num_queries(3):  # token + schedule with concert + seats
-        response = client.get(f"/api/v1/schedules/{schedule.id}/seats")
+        first = client.get(f"/api/v1/schedules/{schedule.id}/seats")
+    with django_assert_num_queries(1):  # token; schedule and seats from the caches
+        again = client.get(f"/api/v1/schedules/{schedule.id}/seats")
 
-    assert len(response.json()["seats"]) == 200
+    assert len(first.json()["seats"]) == 200
+    assert again.content == first.content
+    assert again["Content-Type"] == "application/json"
+
+
+def test_seat_map_changes_as_soon_as_a_hold_commits(admit, django_capture_on_commit_callbacks):
+    schedule = ScheduleFactory()
+    seats = SeatFactory.create_batch(3, schedule=schedule)
+    client = admit(schedule.concert)
+    path = f"/api/v1/schedules/{schedule.id}/seats"
+    assert client.get(path).json()["available_seats"] == 3  # now cached
+
+    with django_capture_on_commit_callbacks(execute=True):
+        held = client.post(
+            "/api/v1/reservations",
+            {"schedule_id": schedule.id, "seat_ids": [seats[1].id]},
+            format="json",
+        )
+    assert held.status_code == 201
+
+    body = client.get(path).json()
+    assert body["available_seats"] == 2
+    assert [s["status"] for s in body["seats"]] == ["available", "held", "available"]
+
+
+def test_cached_seat_map_shows_a_hold_free_the_moment_it_runs_out(admit):
+    schedule = ScheduleFactory()
+    SeatFactory(
+        schedule=schedule,
+        status=SeatStatus.HELD,
+        hold_expires_at=timezone.now() + timedelta(seconds=1.5),
+    )
+    client = admit(schedule.concert)
+    path = f"/api/v1/schedules/{schedule.id}/seats"
+    assert client.get(path).json()["available_seats"] == 0
+
+    time.sleep(1.6)  # no write, no sweep: only the clock moved
+
+    assert client.get(path).json()["available_seats"] == 1
+
+
+def test_a_repriced_seat_shows_its_new_price_at_once(admit, django_capture_on_commit_callbacks):
+    from concerts.services import seat_reprice
+
+    schedule = ScheduleFactory()
+    seat = SeatFactory(schedule=schedule, price=110_000)
+    client = admit(schedule.concert)
+    path = f"/api/v1/schedules/{schedule.id}/seats"
+    assert client.get(path).json()["seats"][0]["price"] == 110_000
+
+    with django_capture_on_commit_callbacks(execute=True):
+        seat_reprice(seat_id=seat.id, grade="R", price=99_000)
+
+    assert client.get(path).json()["seats"][0]["price"] == 99_000
 
 
 def test_catalog_reads_are_served_from_the_cache(api_client, django_assert_num_queries):

@@ -224,3 +224,49 @@ def test_queue_calls_are_503_when_redis_is_down(customer_client, settings):
     assert response.status_code == 503
     assert error(response)["code"] == "service_unavailable"
     assert int(response["Retry-After"]) > 0
+
+
+def test_polling_costs_one_query_once_the_concert_is_known(
+    customer, customer_client, django_assert_num_queries
+):
+    concert = ConcertFactory()
+    token = enter(customer_client, concert.id).json()["token"]  # the concert is now cached
+    headers = {"HTTP_X_QUEUE_TOKEN": token}
+
+    with django_assert_num_queries(1):  # the Bearer token; the line itself is one Redis call
+        polled = customer_client.get("/api/v1/queue", **headers)
+    with django_assert_num_queries(1):  # entering again: the Bearer token only
+        entered = enter(customer_client, concert.id)
+
+    assert polled.json()["position"] == 1
+    assert entered.status_code == 200
+
+
+@override_settings(LOCAL_CACHE_SECONDS=60)
+def test_a_paused_queue_shows_in_polls_within_the_local_cache_time(customer_client):
+    from config.localcache import LocalCache
+    from queueing.services import queue_set_paused
+
+    concert = ConcertFactory()
+    token = enter(customer_client, concert.id).json()["token"]
+    queue_set_paused(concert_ids=[concert.id], paused=True)
+    headers = {"HTTP_X_QUEUE_TOKEN": token}
+
+    # Each process may reuse the settings for LOCAL_CACHE_SECONDS; then it reads them anew.
+    assert customer_client.get("/api/v1/queue", **headers).json()["eta_seconds"] == 1
+    LocalCache.clear_all()  # what the time limit does
+    assert customer_client.get("/api/v1/queue", **headers).json()["eta_seconds"] is None
+
+
+def test_an_admitted_customer_entering_again_gets_the_admitted_entry_back(
+    customer, customer_client
+):
+    concert = ConcertFactory()
+    token = admitted_queue_token(user=customer, concert=concert)
+
+    again = enter(customer_client, concert.id)
+
+    assert again.status_code == 200
+    body = again.json()
+    assert (body["token"], body["status"], body["position"]) == (token, "admitted", None)
+    assert body["admitted_until"] is not None
