@@ -57,6 +57,13 @@ class ChargeResponseSerializer(serializers.Serializer):
     balance = serializers.IntegerField()
 
 
+# Answers of the write paths go through serializers built once per process: a serializer
+# builds its fields anew for every instance, and to_representation() of a built one keeps no
+# state between calls.
+PAYMENT_ANSWER = PaymentSerializer()
+LEDGER_ENTRY_ANSWER = LedgerEntrySerializer()
+
+
 _ENTRY_EXAMPLE = {
     "id": 12,
     "kind": "charge",
@@ -153,7 +160,10 @@ class WalletChargeView(APIView):
         def charge() -> Response:
             entry = services.wallet_charge(user=request.user, **payload.validated_data)
             return Response(
-                {"transaction": LedgerEntrySerializer(entry).data, "balance": entry.balance_after},
+                {
+                    "transaction": LEDGER_ENTRY_ANSWER.to_representation(entry),
+                    "balance": entry.balance_after,
+                },
                 status=status.HTTP_201_CREATED,
             )
 

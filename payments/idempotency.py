@@ -8,19 +8,24 @@
 3. If the work fails with an error, the claim is dropped: the customer can fix the cause
    (charge the wallet, say) and retry with the same key.
 A claim older than STALE_AFTER is taken over: its request died, or is still stuck. To make
-the takeover safe against the second case, the work transaction starts by locking the claim
-row as it was claimed (same locked_at). A takeover's UPDATE waits for that lock; if the first
-request finishes meanwhile, the takeover finds the claim completed and answers 409, and if
-the takeover wins, the first request finds its claim gone and does nothing.
+the takeover safe against the second case, the work transaction records its answer only if
+the claim is still as it was claimed (same locked_at), and rolls everything back otherwise:
+a stuck request whose claim was taken over leaves nothing behind. If the first request
+records first, the takeover's UPDATE waits for that row and then finds the claim completed
+(409). Checking at the end rather than locking the claim first saves a query on every
+request; a stuck request's work only runs to be undone, and meanwhile holds the rows the
+takeover's work waits for.
 """
 
 import hashlib
 import json
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
+from contextvars import ContextVar
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
@@ -34,6 +39,18 @@ from .models import IdempotencyRecord
 HEADER = "Idempotency-Key"
 KEEP_FOR = timedelta(hours=24)
 STALE_AFTER = timedelta(seconds=30)
+
+# True while idempotent() runs its work transaction (see service_atomic).
+_in_work_transaction: ContextVar[bool] = ContextVar("in_idempotent_work", default=False)
+
+
+def service_atomic() -> transaction.Atomic:
+    """transaction.atomic() for the services that idempotent() wraps (charges, payments).
+
+    Inside idempotent()'s work transaction an error rolls the whole transaction back, so the
+    savepoint a nested atomic() would set (SAVEPOINT and RELEASE: two round trips for nothing)
+    is skipped. Anywhere else (a test, an admin action, a task) it is a plain atomic()."""
+    return transaction.atomic(savepoint=not _in_work_transaction.get())
 
 
 def _fingerprint(request: Request) -> str:
@@ -64,8 +81,11 @@ def _claim(*, user_id: int, key: str, fingerprint: str) -> IdempotencyRecord | R
 
 def _claim_once(*, user_id: int, key: str, fingerprint: str) -> IdempotencyRecord | Response | None:
     now = timezone.now()
+    # Outside any transaction (every request) the INSERT commits by itself, in one round trip;
+    # inside a caller's (a test's), a savepoint keeps a duplicate key from spoiling it.
+    claim = transaction.atomic() if connection.in_atomic_block else nullcontext()
     try:
-        with transaction.atomic():
+        with claim:
             return IdempotencyRecord.objects.create(
                 user_id=user_id, key=key, fingerprint=fingerprint, locked_at=now
             )
@@ -123,19 +143,22 @@ def _drop_claim(record: IdempotencyRecord) -> None:
 @retry_on_lock_conflict()
 def _work_and_record(record: IdempotencyRecord, work: Callable[[], Response]) -> Response:
     with transaction.atomic():
-        still_ours = list(
-            IdempotencyRecord.objects.select_for_update()
-            .filter(id=record.id, completed=False, locked_at=record.locked_at)
-            .values_list("id", flat=True)
-        )
-        if not still_ours:  # taken over after STALE_AFTER: the other request answers
-            raise IdempotencyInProgress()
-        response = work()
-        IdempotencyRecord.objects.filter(id=record.id).update(
+        inside = _in_work_transaction.set(True)
+        try:
+            response = work()
+        finally:
+            _in_work_transaction.reset(inside)
+        # Only while the claim is still ours, as claimed (same locked_at): if it was taken
+        # over meanwhile, nothing of this transaction commits, and the other request answers.
+        recorded = IdempotencyRecord.objects.filter(
+            id=record.id, completed=False, locked_at=record.locked_at
+        ).update(
             completed=True,
             response_status=response.status_code,
             response_body=json.loads(json.dumps(response.data, default=str)),
         )
+        if not recorded:
+            raise IdempotencyInProgress()
     return response
 
 

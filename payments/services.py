@@ -6,7 +6,8 @@ column from ever going negative. No read-modify-write, so concurrent charges and
 of one wallet cannot lose an update.
 
 Lock order, everywhere: the customer's user row -> reservation row -> seat rows -> wallet
-row. (A hold takes the user row, then seats; the sweep takes reservations, then seats.)
+row. (A hold takes the user row, then seats; a payment takes its reservation and the user row
+in one statement, then seats; the sweep takes reservations, then seats.)
 """
 
 import logging
@@ -19,13 +20,15 @@ from django.utils import timezone
 from accounts.models import User
 from concerts.models import Schedule, Seat, SeatStatus
 from concerts.selectors import seat_free_q
-from concerts.services import lock_seats_in_order
+from concerts.services import lock_seats_in_order, seat_maps_changed
 from config.db import retry_on_lock_conflict
 from config.errors import NotFound
+from config.localcache import LocalCache
 from reservations.errors import HoldExpired, ReservationNotPayable, SalesClosed
 from reservations.models import Reservation, ReservationStatus
 
 from .errors import InsufficientBalance, InvalidFields, RefundNotPossible
+from .idempotency import service_atomic
 from .models import LedgerEntry, LedgerKind, Payment, PaymentStatus, Wallet
 
 logger = logging.getLogger(__name__)
@@ -54,15 +57,27 @@ def _wallet_move(
     created_by: User | None = None,
 ) -> LedgerEntry:
     """Add `amount` (negative: take) to the wallet and record it. Call inside a transaction."""
-    wallet = wallet_for_user(user=user)
-    moved = Wallet.objects.filter(id=wallet.id, balance__gte=-amount).update(
+    moved = Wallet.objects.filter(user=user, balance__gte=-amount).update(
         balance=F("balance") + amount, updated_at=timezone.now()
     )
-    balance = Wallet.objects.filter(id=wallet.id).values_list("balance", flat=True).get()
+    if not moved and amount > 0:
+        # Money coming in misses only when the customer had no wallet at the UPDATE. Under
+        # READ COMMITTED a concurrent first charge may have opened it since, so open it (or
+        # find it) and move again; the second UPDATE finds the row.
+        wallet_for_user(user=user)
+        return _wallet_move(
+            user=user, amount=amount, kind=kind, payment=payment, created_by=created_by
+        )
+    # After a move this reads our own uncommitted row, locked by the UPDATE: the balance the
+    # entry leaves. Without one, the latest committed balance, for the error's details.
+    wallet = next(iter(Wallet.objects.filter(user=user).values_list("id", "balance")), None)
     if not moved:
-        raise InsufficientBalance(details={"balance": balance, "amount": -amount})
+        raise InsufficientBalance(
+            details={"balance": wallet[1] if wallet else 0, "amount": -amount}
+        )
+    wallet_id, balance = wallet
     return LedgerEntry.objects.create(
-        wallet=wallet,
+        wallet_id=wallet_id,
         kind=kind,
         amount=amount,
         balance_after=balance,
@@ -76,7 +91,7 @@ def wallet_charge(*, user: User, amount: int) -> LedgerEntry:
     """Top up the wallet by `amount` won (1 to MAX_CHARGE_WON)."""
     if not 1 <= amount <= MAX_CHARGE_WON:
         raise InvalidFields(details={"amount": [f"Charge between 1 and {MAX_CHARGE_WON:,} won."]})
-    with transaction.atomic():
+    with service_atomic():
         return _wallet_move(user=user, amount=amount, kind=LedgerKind.CHARGE)
 
 
@@ -90,14 +105,19 @@ def payment_create(*, user: User, reservation_id: int, now: datetime | None = No
     went to someone else, the answer is 410 hold_expired and nothing is debited.
     """
     now = now or timezone.now()
-    with transaction.atomic():
-        # First the customer's own row, as holds do: the Payment and ledger inserts below
-        # take a shared lock on it (foreign key checks), which must not come after seats.
-        User.objects.select_for_update().only("id").get(id=user.id)
-        # No select_related here: MariaDB has no FOR UPDATE OF, so a join would lock the
-        # schedule row too, and every payment of the performance would wait for the others.
+    with service_atomic():
+        # One statement locks the reservation and the customer's own row (the join: MariaDB
+        # has no FOR UPDATE OF, so it locks every joined row). The customer's row because the
+        # Payment and ledger inserts below take a shared lock on it (foreign key checks), which
+        # must not come after the seats; a hold of the customer takes it before seats too.
+        # No join with the schedule: it would be locked too, and every payment of the
+        # performance would wait for the others.
         reservation = (
-            Reservation.objects.select_for_update().filter(id=reservation_id, user=user).first()
+            Reservation.objects.select_for_update()
+            .select_related("user")
+            .only("id", "status", "total_price", "schedule_id", "user__id")
+            .filter(id=reservation_id, user=user)
+            .first()
         )
         if reservation is None:
             raise NotFound("Reservation not found.")
@@ -105,8 +125,8 @@ def payment_create(*, user: User, reservation_id: int, now: datetime | None = No
             raise HoldExpired(details={"reservation_id": reservation.id})
         if reservation.status != ReservationStatus.HELD:
             raise ReservationNotPayable(details={"status": reservation.status})
-        schedule = Schedule.objects.only("starts_at", "concert_id").get(id=reservation.schedule_id)
-        if schedule.starts_at <= now:
+        starts_at, concert_id = _schedule_start_and_concert(reservation.schedule_id)
+        if starts_at <= now:
             raise SalesClosed()
 
         # Seats first: if they are gone, "top up your wallet" would be the wrong advice.
@@ -125,12 +145,26 @@ def payment_create(*, user: User, reservation_id: int, now: datetime | None = No
         _wallet_move(
             user=user, amount=-reservation.total_price, kind=LedgerKind.PAYMENT, payment=payment
         )
-        reservation.status = ReservationStatus.CONFIRMED
-        reservation.save(update_fields=["status", "updated_at"])
-
-        concert_id = schedule.concert_id
+        Reservation.objects.filter(id=reservation.id).update(
+            status=ReservationStatus.CONFIRMED, updated_at=timezone.now()
+        )
         transaction.on_commit(lambda: _release_queue_slot(concert_id=concert_id, user_id=user.id))
     return payment
+
+
+# A schedule's start and concert, reused by this process for LOCAL_CACHE_SECONDS
+# (config/localcache.py): every payment reads them, and they change rarely. The reservation,
+# its seats and the money are read and written in the payment's transaction.
+_schedule_starts = LocalCache()
+
+
+def _schedule_start_and_concert(schedule_id: int) -> tuple[datetime, int]:
+    return _schedule_starts.get(
+        schedule_id,
+        lambda: (
+            Schedule.objects.filter(id=schedule_id).values_list("starts_at", "concert_id").get()
+        ),
+    )
 
 
 def _release_queue_slot(*, concert_id: int, user_id: int) -> None:
@@ -158,6 +192,7 @@ def payment_refund(*, payment_id: int, operator: User) -> Payment:
         Seat.objects.filter(reservation=reservation, status=SeatStatus.SOLD).update(
             status=SeatStatus.AVAILABLE, reservation=None
         )
+        seat_maps_changed([reservation.schedule_id])
         _wallet_move(
             user=payment.user,
             amount=payment.amount,

@@ -32,3 +32,15 @@ def reservation_get_for_user(*, user_id: int, reservation_id: int) -> Reservatio
     if reservation is None:
         raise NotFound("Reservation not found.")
     return reservation
+
+
+def reservation_with_items(reservation: Reservation, items: list[ReservationSeat]) -> Reservation:
+    """`reservation` as reservation_get_for_user returns it, its items (with their seats)
+    prefetched, built from rows a service already has in hand: the answer to a hold needs no
+    reading back. Django's own prefetch stores a queryset with its result cache filled the
+    same way."""
+    prefetched = reservation.items.all()  # lazy: no query
+    prefetched._result_cache = items
+    prefetched._prefetch_done = True
+    reservation._prefetched_objects_cache = {"items": prefetched}
+    return reservation

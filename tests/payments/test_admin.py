@@ -69,3 +69,19 @@ def test_money_screens_render_read_only(operator_client, payment, path):
     assert wallet_page.status_code == 200
     assert "₩180,000" in wallet_page.content.decode()
     assert operator_client.get("/admin/payments/wallet/add/").status_code == 403
+
+
+def test_a_refunded_seat_shows_as_available_in_the_seat_map_at_once(
+    customer, admit, operator, payment, django_capture_on_commit_callbacks
+):
+    from payments.services import payment_refund
+
+    schedule = payment.reservation.schedule
+    client = admit(schedule.concert)
+    path = f"/api/v1/schedules/{schedule.id}/seats"
+    assert client.get(path).json()["available_seats"] == 0  # sold, and now cached
+
+    with django_capture_on_commit_callbacks(execute=True):
+        payment_refund(payment_id=payment.id, operator=operator)
+
+    assert client.get(path).json()["available_seats"] == 1

@@ -1,0 +1,125 @@
+"""Exact queries per request of the payment and wallet charge paths, so that an extra query
+(a read-back, a redundant lock, a savepoint nobody needs) shows up as a failing test.
+
+Tests run inside a transaction: a transaction.atomic() is a SAVEPOINT ... RELEASE pair here,
+where in production it is BEGIN ... COMMIT (which the counts do not include), and the
+Idempotency-Key claim, one INSERT committing by itself in production, gets a savepoint of
+its own here. Redis calls (freeing the queue slot, the seat map version) are not queries."""
+
+import uuid
+
+import pytest
+
+from payments.models import Wallet
+from payments.services import wallet_charge
+from reservations.models import Reservation, ReservationStatus
+from tests.concerts.factories import SeatFactory
+from tests.reservations.factories import (
+    ReservationFactory,
+    ReservationSeatFactory,
+    held_reservation,
+)
+
+pytestmark = pytest.mark.django_db
+
+TEST_SAVEPOINTS = 2  # SAVEPOINT and RELEASE SAVEPOINT of one transaction.atomic() in a test
+
+
+def another_hold(like: Reservation, number: int) -> Reservation:
+    """A second live hold of the same customer, on the same performance as `like`."""
+    from concerts.models import SeatStatus
+
+    reservation = ReservationFactory(user=like.user, schedule=like.schedule, total_price=100_000)
+    seat = SeatFactory(
+        schedule=like.schedule,
+        number=number,
+        status=SeatStatus.HELD,
+        hold_expires_at=reservation.expires_at,
+        reservation=reservation,
+        price=100_000,
+    )
+    ReservationSeatFactory(reservation=reservation, seat=seat, price=100_000)
+    return reservation
+
+
+def pay(client, reservation, key=None):
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+    return client.post(f"/api/v1/reservations/{reservation.id}/payment", **headers)
+
+
+def test_a_payment_with_an_idempotency_key_takes_twelve_queries(
+    customer, customer_client, django_assert_num_queries
+):
+    wallet_charge(user=customer, amount=500_000)
+    first = held_reservation(user=customer, seat_prices=(100_000,))
+    second = another_hold(first, number=2)
+    assert pay(customer_client, first, str(uuid.uuid4())).status_code == 201  # caches the start
+    key = str(uuid.uuid4())
+
+    # 1. the Bearer token and its user (accounts)
+    # 2. claim the key: INSERT (its own SAVEPOINT here; autocommit in production)
+    #    (SAVEPOINT: the work transaction)
+    # 3. lock the reservation and the customer's row, in one statement
+    #    (the performance's start and concert: from the per-process cache)
+    # 4. the reservation's seat ids
+    # 5. lock those seats in id order
+    # 6. the conditional UPDATE that sells them
+    # 7. insert the payment
+    # 8. the conditional UPDATE that debits the wallet
+    # 9. the wallet's id and new balance (for the ledger entry)
+    # 10. insert the ledger entry
+    # 11. mark the reservation confirmed
+    # 12. record the answer on the claim, if it is still ours
+    #    (RELEASE SAVEPOINT)
+    with django_assert_num_queries(12 + 2 * TEST_SAVEPOINTS):
+        response = pay(customer_client, second, key)
+
+    assert response.status_code == 201
+    assert Reservation.objects.get(id=second.id).status == ReservationStatus.CONFIRMED
+    assert Wallet.objects.get(user=customer).balance == 300_000
+
+
+def test_the_first_payment_for_a_performance_in_a_process_also_reads_its_start(
+    customer, customer_client, django_assert_num_queries
+):
+    wallet_charge(user=customer, amount=500_000)
+    reservation = held_reservation(user=customer, seat_prices=(100_000,))
+
+    with django_assert_num_queries(12 + 2 * TEST_SAVEPOINTS + 1):  # + the schedule
+        assert pay(customer_client, reservation, str(uuid.uuid4())).status_code == 201
+
+
+def test_a_payment_without_a_key_takes_ten_queries(
+    customer, customer_client, django_assert_num_queries
+):
+    wallet_charge(user=customer, amount=500_000)
+    first = held_reservation(user=customer, seat_prices=(100_000,))
+    second = another_hold(first, number=2)
+    assert pay(customer_client, first).status_code == 201
+
+    # The same as with a key, without 2. (the claim) and 12. (the answer)
+    with django_assert_num_queries(10 + TEST_SAVEPOINTS):
+        assert pay(customer_client, second).status_code == 201
+
+
+def test_a_wallet_charge_takes_six_queries(customer, customer_client, django_assert_num_queries):
+    wallet_charge(user=customer, amount=1_000)  # the wallet exists
+
+    # 1. the Bearer token and its user
+    # 2. claim the key: INSERT (its own SAVEPOINT here; autocommit in production)
+    #    (SAVEPOINT: the work transaction)
+    # 3. the conditional UPDATE that credits the wallet
+    # 4. the wallet's id and new balance
+    # 5. insert the ledger entry
+    # 6. record the answer on the claim, if it is still ours
+    #    (RELEASE SAVEPOINT)
+    with django_assert_num_queries(6 + 2 * TEST_SAVEPOINTS):
+        response = customer_client.post(
+            "/api/v1/wallet/charges",
+            {"amount": 2_500},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()),
+        )
+
+    assert response.status_code == 201
+    assert response.json()["balance"] == 3_500
