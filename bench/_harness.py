@@ -18,6 +18,7 @@ import socket
 import string
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -316,6 +317,166 @@ class Gunicorn:
         self.log_file.close()
 
 
+class CeleryProcesses:
+    """A Celery worker and Celery beat (the queue's admission tick every second, the hold
+    sweep every 5 s, housekeeping), run from `cwd` (the code snapshot) with the server's
+    environment, each in its own session so that stop() ends exactly them."""
+
+    def __init__(self, env: dict, log_path: Path, cwd: Path, schedule_file: Path):
+        self.env, self.log_path, self.cwd = env, log_path, cwd
+        celery = str(VENV / "celery")
+        self.commands = {
+            "worker": [celery, "-A", "config", "worker", "--loglevel=INFO", "--concurrency=1"],
+            "beat": [celery, "-A", "config", "beat", "--loglevel=INFO", "-s", str(schedule_file)],
+        }
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self) -> None:
+        self.log_file = self.log_path.open("ab")
+        for name, command in self.commands.items():
+            self.procs[name] = subprocess.Popen(
+                command,
+                cwd=self.cwd,
+                env=self.env,
+                stdout=self.log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 60
+        while "ready." not in self.log_path.read_text(errors="replace"):
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"celery {name} exited; see {self.log_path}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the Celery worker was not ready in 60 s; see {self.log_path}")
+            time.sleep(0.25)
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs.values() if p.poll() is None]
+
+    def log_counts(self) -> dict:
+        text = self.log_path.read_text(errors="replace")
+        return {
+            "tasks_succeeded": text.count("succeeded in"),
+            "tracebacks": text.count("Traceback"),
+            "error_lines": sum(" ERROR" in line or "[ERROR" in line for line in text.splitlines()),
+        }
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        self.procs = {}
+        if hasattr(self, "log_file"):
+            self.log_file.close()
+
+
+# --- py-spy ----------------------------------------------------------------------------------
+class Profiler:
+    """py-spy over a gunicorn master and its workers for `seconds`, as a context around the
+    load; afterwards `summary` tells where request handling spent its samples, by activity
+    (database, Redis, ORM, rendering, ...) and by function. None without py-spy."""
+
+    def __init__(self, pid: int, seconds: int, raw: Path):
+        self.pid, self.seconds, self.raw = pid, max(1, seconds), raw
+        self.summary: dict | None = None
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> Profiler:
+        py_spy = VENV / "py-spy"
+        if not py_spy.exists():
+            log("no .venv/bin/py-spy: no profile (the bench extra installs it)")
+            return self
+        self.proc = subprocess.Popen(
+            [
+                str(py_spy),
+                "record",
+                "--pid",
+                str(self.pid),
+                "--subprocesses",
+                "--format",
+                "raw",
+                "--rate",
+                "200",
+                "--duration",
+                str(self.seconds),
+                "--nonblocking",
+                "-o",
+                str(self.raw),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1)  # attached before the load starts
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is None:
+            return
+        _, err = self.proc.communicate(timeout=60)
+        if not self.raw.exists():
+            log(f"py-spy produced nothing: {err.strip()[-500:]}")
+            return
+        self.summary = summarize_profile(self.raw.read_text())
+
+
+# Each sample goes to the first activity whose marker is anywhere in its stack.
+ACTIVITIES = [
+    ("is_usable", "MySQL ping before the first query (CONN_HEALTH_CHECKS)"),
+    ("MySQLdb/", "MySQL queries (driver + round trip)"),
+    ("redis/", "Redis (client + round trip)"),
+    ("django/db/", "Django ORM (building queries, rows to objects)"),
+    ("rest_framework/renderers", "JSON rendering"),
+    ("rest_framework/serializers", "DRF serializers"),
+    ("rest_framework/fields", "DRF serializers"),
+    ("hmac", "queue token MAC (hmac/hashlib)"),
+]
+
+
+def _activity(frames: list[str]) -> str:
+    for marker, name in ACTIVITIES:
+        if any(marker in frame for frame in frames):
+            return name
+    m = re.search(r"\((.+?):\d+\)$", frames[-1])
+    path = m.group(1) if m else frames[-1]
+    package = path.split("site-packages/")[-1].split("/")[0].removesuffix(".py")
+    return f"other, in {package}"
+
+
+def summarize_profile(raw: str, top: int = 12) -> dict:
+    """py-spy's raw format (one stack and count a line) of request handling only."""
+    self_fn: dict[str, int] = {}
+    activity: dict[str, int] = {}
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        n = int(count)
+        # only request handling, not the gunicorn master's or an idle worker's loop
+        if not any("handle_request" in f for f in frames):
+            continue
+        total += n
+        leaf = re.sub(r":\d+\)$", ")", frames[-1])
+        self_fn[leaf] = self_fn.get(leaf, 0) + n
+        name = _activity(frames)
+        activity[name] = activity.get(name, 0) + n
+
+    def ranked(counts: dict[str, int]) -> list[dict]:
+        return [
+            {"frame": name, "pct": round(100 * n / max(1, total), 1)}
+            for name, n in sorted(counts.items(), key=lambda kv: -kv[1])[:top]
+        ]
+
+    return {"samples": total, "activities": ranked(activity), "top_self": ranked(self_fn)}
+
+
 # --- database and Redis ----------------------------------------------------------------------
 def mysql_connect():
     import MySQLdb
@@ -436,6 +597,8 @@ def server_environment(database: str, prefix: str) -> dict:
         "REDIS_KEY_PREFIX": prefix,
         "ACCESS_LOG": "",
         "DJANGO_SETTINGS_MODULE": "config.settings",
+        # the ceiling row's no-op endpoint (config/benchmark.py)
+        "BENCHMARK_ENDPOINTS": "true",
     }
 
 
@@ -498,3 +661,83 @@ def require_wrk() -> bool:
 
 def loadavg() -> list[str]:
     return Path("/proc/loadavg").read_text().split()[:3]
+
+
+# --- one run's lifecycle ---------------------------------------------------------------------
+class BenchRun:
+    """What every benchmark script does around its measurements: take a snapshot of the code,
+    create a scratch database and Redis prefix, load Django from the snapshot on it; and on
+    the way out, whatever happened (an error, Ctrl-C, SIGTERM), stop the processes it
+    started, delete its Redis keys, drop its database and its temporary folder. An error
+    inside the `with` block is logged and kept in `aborted`, not raised, so the script can
+    still report what it measured; `meta` is None when it failed before measuring.
+
+        with BenchRun(code=args.code, database=DB_NAME, ...) as run:
+            server = run.start(Gunicorn(run.server_env, 2, log_path, cwd=run.src))
+            ...
+    """
+
+    def __init__(self, *, code: str, database: str, invocation: str, drop_stale: bool):
+        self.code, self.database, self.invocation = code, database, invocation
+        self.drop_stale = drop_stale
+        self.prefix = new_redis_prefix()
+        self.server_env = server_environment(database, self.prefix)
+        adopt_environment(self.server_env)  # same SECRET_KEY: this process issues queue tokens
+        self.tmp = Path(tempfile.mkdtemp(prefix="bench-"))
+        self.meta: dict | None = None
+        self.src: Path | None = None
+        self.aborted: str | None = None
+        self._created_db = False
+        self._processes: list = []
+
+    def __enter__(self) -> BenchRun:
+        def on_term(signum, frame):
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, on_term)
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "logs").mkdir(exist_ok=True)
+        try:
+            meta, self.src = enter_code_snapshot(self.code, self.tmp, self.invocation, self.prefix)
+            create_database(self.database, self.drop_stale)
+            self._created_db = True
+            setup_django_on(self.src, self.database)
+        except BaseException as error:
+            self._clean_up()
+            raise SystemExit(f"aborted before measuring: {error!r}") from error
+        self.meta = meta
+        return self
+
+    def start(self, process):
+        """Start a Gunicorn or CeleryProcesses, stopped again on the way out."""
+        self._processes.append(process)
+        process.start()
+        return process
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is KeyboardInterrupt:
+            log("interrupted: cleaning up")
+            self.aborted = "interrupted"
+        elif exc is not None:
+            log(f"aborted: {exc!r}")
+            self.aborted = repr(exc)
+        self._clean_up()
+        if self.meta is not None:
+            self.meta["machine"]["loadavg_at_end"] = loadavg()
+        return exc_type is None or issubclass(exc_type, Exception | KeyboardInterrupt)
+
+    def _clean_up(self) -> None:
+        for process in reversed(self._processes):
+            process.stop()  # (a no-op for one already stopped)
+        try:
+            from django.db import connections
+
+            connections.close_all()
+        except Exception:
+            pass
+        log(f"deleted {delete_redis_prefix(self.prefix)} Redis keys under {self.prefix}:")
+        if self._created_db:
+            drop_database(self.database)
+            log(f"dropped {self.database}")
+        os.chdir(ROOT)
+        shutil.rmtree(self.tmp, ignore_errors=True)

@@ -2,6 +2,7 @@
 driven by wrk, with the money and seat invariants checked in the database after every run.
 
     /work/main/.venv/bin/python bench/holds_http.py            # ~1.5 minutes
+    /work/main/.venv/bin/python bench/holds_http.py --profile  # + py-spy: where the CPU goes
 
 Every request is a write that must not repeat, so each run sends a prepared list once
 (wrk/list.lua) and ends when the list does (wrk -d is only a cap):
@@ -25,13 +26,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import re
-import shutil
 import signal
+import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -41,25 +40,19 @@ from pathlib import Path
 from _harness import (
     RESULTS,
     ROOT,
+    VENV,
+    BenchRun,
     Gunicorn,
-    adopt_environment,
     cpu_delta,
     cpu_snapshot,
     create_concert,
     create_customers,
-    create_database,
-    delete_redis_prefix,
-    drop_database,
-    enter_code_snapshot,
     loadavg,
     log,
     mysql_connect,
-    new_redis_prefix,
     parse_wrk,
     require_wrk,
     run_wrk,
-    server_environment,
-    setup_django_on,
     write_lines,
 )
 from queue_http import DEFAULT_WORKERS  # 2 on the 2-core machine: see the numbers there
@@ -220,6 +213,63 @@ def hold_request(schedule_id: int, seats: list[int], bearer: str, queue_token: s
     )
 
 
+def request_lists(tmp: Path, rng: random.Random, *, contended, uncontended, paying, charges):
+    """The four prepared lists (wrk/list.lua), by run name. `contended` and `uncontended`:
+    (schedule id, its seat ids, customers, their queue tokens); `paying`: (user id, bearer,
+    reservation id) of customers with a hold and a funded wallet; `charges`: how many."""
+    c_schedule, c_seats, c_customers, c_tokens = contended
+    u_schedule, u_seats, u_customers, u_tokens = uncontended
+
+    def bearer_and_key(bearer: str) -> dict:
+        return {"Authorization": f"Bearer {bearer}", "Idempotency-Key": str(uuid.uuid4())}
+
+    return {
+        "hold, contended": write_requests(
+            tmp / "hold-contended.tsv",
+            (
+                hold_request(
+                    c_schedule,
+                    sorted(rng.sample(c_seats, rng.choice((1, 2)))),
+                    bearer,
+                    c_tokens[uid],
+                )
+                for uid, bearer in c_customers
+            ),
+        ),
+        "hold, uncontended": write_requests(
+            tmp / "hold-uncontended.tsv",
+            (
+                hold_request(u_schedule, [seat], bearer, u_tokens[uid])
+                for (uid, bearer), seat in zip(
+                    u_customers, rng.sample(u_seats, len(u_customers)), strict=True
+                )
+            ),
+        ),
+        "payment": write_requests(
+            tmp / "payment.tsv",
+            (
+                ("POST", f"/api/v1/reservations/{reservation_id}/payment", None, bearer_and_key(b))
+                for _, b, reservation_id in paying
+            ),
+        ),
+        "wallet charge": write_requests(
+            tmp / "charge.tsv",
+            (
+                (
+                    "POST",
+                    "/api/v1/wallet/charges",
+                    {"amount": CHARGE},
+                    {
+                        **bearer_and_key(paying[i % len(paying)][1]),
+                        "Content-Type": "application/json",
+                    },
+                )
+                for i in range(charges)
+            ),
+        ),
+    }
+
+
 # --- measuring -------------------------------------------------------------------------------
 def parse_list(out: str) -> dict:
     """What wrk/list.lua reports, on top of wrk's own latency numbers."""
@@ -372,6 +422,7 @@ def measure(name: str, server: Gunicorn, lines: Path, args) -> dict:
     log(f"{name}: {len(lines.read_text().splitlines())} requests, {args.connections} connections")
     offset = server.log_path.stat().st_size
     innodb_before = innodb_counters()
+    spy = RunProfiler(server, lines.with_suffix(".raw")) if args.profile else None
     before = cpu_snapshot(server.proc.pid)
     with LockWaitSampler() as sampler:
         command, out = run_wrk(
@@ -383,6 +434,7 @@ def measure(name: str, server: Gunicorn, lines: Path, args) -> dict:
             seconds=args.cap,
         )
     after = cpu_snapshot(server.proc.pid)
+    profile = spy.stop() if spy else None
     innodb_after = innodb_counters()
     with server.log_path.open("rb") as f:
         f.seek(offset)
@@ -399,6 +451,7 @@ def measure(name: str, server: Gunicorn, lines: Path, args) -> dict:
         "gunicorn_log": log_events(log_text),
         "loadavg_after": loadavg(),
         "wrk_command": " ".join(command[:-1] + [lines.name]),
+        "profile": profile,
     }
     s = row["statuses"]
     log(
@@ -406,6 +459,176 @@ def measure(name: str, server: Gunicorn, lines: Path, args) -> dict:
         f"p99 {row['p99_ms']} ms, {s}, innodb {row['innodb']}, other cpu {row['cpu']['other_cores']}"
     )
     return row
+
+
+# --- profile ---------------------------------------------------------------------------------
+class RunProfiler:
+    """py-spy over all gunicorn workers for one run (--profile), stopped when the run ends
+    (_harness.Profiler runs for a fixed time): the share of request-handling samples by phase
+    of the request, by layer, by function and by line of the project's code. py-spy takes CPU
+    of its own on a small machine, so a profiled run's req/s and CPU ms/req are not comparable
+    with an unprofiled one."""
+
+    def __init__(self, server: Gunicorn, raw: Path):
+        self.raw = raw
+        py_spy = VENV / "py-spy"
+        if not py_spy.exists():
+            log("no .venv/bin/py-spy: skipping the profile (.venv/bin/pip install py-spy)")
+            self.proc = None
+            return
+        self.proc = subprocess.Popen(
+            [
+                str(py_spy),
+                "record",
+                "--pid",
+                str(server.proc.pid),
+                "--subprocesses",
+                "--nonblocking",
+                "--format",
+                "raw",
+                "--rate",
+                "200",
+                "-o",
+                str(raw),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1)  # py-spy attaches to every worker before the first request
+
+    def stop(self) -> dict | None:
+        if self.proc is None:
+            return None
+        self.proc.send_signal(signal.SIGINT)  # py-spy writes the file on SIGINT
+        _, err = self.proc.communicate(timeout=60)
+        if not self.raw.exists():
+            log(f"py-spy produced nothing: {err.strip()[-500:]}")
+            return None
+        return summarize_profile(self.raw.read_text())
+
+
+# Each sample goes to the first phase whose marker is anywhere in its stack (so the order
+# matters: the innermost named phases first).
+PHASES = [
+    ("is_usable", "MySQL ping before the first query (CONN_HEALTH_CHECKS)"),
+    ("authenticate (rest_framework/authentication.py", "token authentication"),
+    ("queue_require_admitted", "queue token check (queueing)"),
+    ("schedule_get", "schedule lookup"),
+    ("_claim (payments/idempotency.py", "Idempotency-Key: claim"),
+    ("_drop_claim", "Idempotency-Key: drop a failed claim"),
+    ("reservation_hold", "service: reservation_hold"),
+    ("payment_create", "service: payment_create"),
+    ("wallet_charge", "service: wallet_charge"),
+    ("reservation_cancel", "service: reservation_cancel"),
+    ("reservation_get_for_user", "re-reading the reservation for the answer"),
+    ("_work_and_record", "Idempotency-Key: lock the claim, record the answer, commit"),
+    ("handle_exception", "error answer (exception handler)"),
+    ("serializers.py", "DRF serializers (request validation, answer)"),
+    ("renderers.py", "JSON rendering"),
+    ("logging/", "logging"),
+    ("close_old_connections", "request start/end signals (connection handling)"),
+]
+# Each sample goes to the layer of its innermost frame that names one: where the time is spent
+# (Connection.query and the other MySQLdb frames include waiting for the database's answer).
+LAYERS = [
+    ("MySQLdb/", "MySQL driver: round trips and waiting for the answer"),
+    ("redis/", "Redis client: round trips"),
+    ("django/db/models/sql/", "ORM: building and compiling SQL"),
+    ("django/db/", "ORM: querysets, models, transactions"),
+    ("rest_framework/", "DRF"),
+    ("django/", "Django: request, middleware, response"),
+    ("logging/", "logging"),
+    ("gunicorn/", "gunicorn"),
+]
+
+
+def _frame(frame: str) -> str:
+    """`function (path:line)` -> `function (package/module.py)`. py-spy already shortens paths
+    under sys.path; what is left absolute (the code snapshot, say) keeps its last two parts."""
+    m = re.fullmatch(r"(.*) \((.*?)(?::\d+)?\)", frame)
+    if m is None:
+        return frame
+    function, path = m.groups()
+    if "site-packages/" in path:
+        path = path.split("site-packages/")[-1]
+    elif path.startswith("/"):
+        path = "/".join(path.split("/")[-2:])
+    return f"{function} ({path})"
+
+
+PROJECT_PACKAGES = ("accounts/", "concerts/", "config/", "payments/", "queueing/", "reservations/")
+
+
+def _is_project(frame: str) -> bool:
+    return "site-packages/" not in frame and any(
+        f"/{p}" in frame or f"({p}" in frame for p in PROJECT_PACKAGES
+    )
+
+
+def _frame_line(frame: str) -> str:
+    """Like _frame, keeping the line number."""
+    m = re.fullmatch(r"(.*) \((.*?)(:\d+)?\)", frame)
+    if m is None:
+        return frame
+    function, path, line = m.groups()
+    if path.startswith("/"):
+        path = "/".join(path.split("/")[-2:])
+    return f"{function} ({path}{line or ''})"
+
+
+def _layer(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        for marker, name in LAYERS:
+            if f"({marker}" in frame:
+                return name
+    return "other (the project's own code, the standard library)"
+
+
+def summarize_profile(raw: str) -> dict:
+    """py-spy's raw format: one `frame;frame;...;leaf count` line per distinct stack."""
+    phases: dict[str, int] = {}
+    layers: dict[str, int] = {}
+    leaves: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    project_lines: dict[str, int] = {}
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        raw_frames = stack.split(";")
+        frames = [_frame(f) for f in raw_frames]
+        n = int(count)
+        if not any("handle_request" in f for f in frames):  # idle, or the master's loop
+            continue
+        total += n
+        phase = next(
+            (name for marker, name in PHASES if any(marker in f for f in frames)),
+            "other: Django/DRF request handling (middleware, routing, parsing)",
+        )
+        phases[phase] = phases.get(phase, 0) + n
+        layer = _layer(frames)
+        layers[layer] = layers.get(layer, 0) + n
+        leaves[frames[-1]] = leaves.get(frames[-1], 0) + n
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + n
+        for frame in {_frame_line(f) for f in raw_frames if _is_project(f)}:
+            project_lines[frame] = project_lines.get(frame, 0) + n
+
+    def top(counts: dict[str, int], k: int) -> list[dict]:
+        return [
+            {"frame": name, "pct": round(100 * n / max(1, total), 1)}
+            for name, n in sorted(counts.items(), key=lambda kv: -kv[1])[:k]
+        ]
+
+    return {
+        "samples": total,
+        "phases": top(phases, 20),
+        "layers": top(layers, 10),
+        "top_self": top(leaves, 15),
+        "top_inclusive": top(inclusive, 60),
+        # the project's own lines (with line numbers), including what they call
+        "project_lines": top(project_lines, 60),
+    }
 
 
 # --- correctness -----------------------------------------------------------------------------
@@ -601,6 +824,9 @@ def main() -> int:
         "default) or a git ref such as HEAD",
     )
     parser.add_argument("--drop-stale", action="store_true", help=f"drop a leftover {DB_NAME}")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy every run (its req/s then runs slower)"
+    )
     args = parser.parse_args()
     if args.uncontended > UNCONTENDED_SEATS:
         parser.error(f"--uncontended: at most {UNCONTENDED_SEATS} (one seat each)")
@@ -610,30 +836,13 @@ def main() -> int:
     invocation = " ".join([".venv/bin/python", "bench/holds_http.py", *sys.argv[1:]])
     rng = random.Random(args.seed)
 
-    prefix = new_redis_prefix()
-    server_env = server_environment(DB_NAME, prefix)
-    adopt_environment(server_env)  # same SECRET_KEY: this process issues the queue tokens
-
-    created_db = False
-    server: Gunicorn | None = None
-    tmp = Path(tempfile.mkdtemp(prefix="bench-"))
-    aborted = None
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "logs").mkdir(exist_ok=True)
     runs: list[dict] = []
     final_checks: list[dict] = []
     prep: dict = {}
-    meta: dict = {}
-
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    try:
-        meta, src = enter_code_snapshot(args.code, tmp, invocation, prefix)
-        create_database(DB_NAME, args.drop_stale)
-        created_db = True
-        setup_django_on(src, DB_NAME)
+    with BenchRun(
+        code=args.code, database=DB_NAME, invocation=invocation, drop_stale=args.drop_stale
+    ) as run:
+        src, server_env, tmp = run.src, run.server_env, run.tmp
         from django.db import connections
 
         t0 = time.monotonic()
@@ -670,68 +879,29 @@ def main() -> int:
             f"{prep['payment_holds_s']} s ({PREP_THREADS} threads)"
         )
 
-        lists = {
-            "hold, contended": write_requests(
-                tmp / "hold-contended.tsv",
-                (
-                    hold_request(
-                        contended_schedule.id,
-                        sorted(rng.sample(contended_seats, rng.choice((1, 2)))),
-                        bearer,
-                        contended_tokens[uid],
-                    )
-                    for uid, bearer in contended_customers
-                ),
+        lists = request_lists(
+            tmp,
+            rng,
+            contended=(
+                contended_schedule.id,
+                contended_seats,
+                contended_customers,
+                contended_tokens,
             ),
-            "hold, uncontended": write_requests(
-                tmp / "hold-uncontended.tsv",
-                (
-                    hold_request(open_schedule.id, [seat], bearer, open_tokens[uid])
-                    for (uid, bearer), seat in zip(
-                        open_customers, rng.sample(open_seats, len(open_customers)), strict=True
-                    )
-                ),
-            ),
-            "payment": write_requests(
-                tmp / "payment.tsv",
-                (
-                    (
-                        "POST",
-                        f"/api/v1/reservations/{reservation_id}/payment",
-                        None,
-                        {"Authorization": f"Bearer {bearer}", "Idempotency-Key": str(uuid.uuid4())},
-                    )
-                    for _, bearer, reservation_id in paying
-                ),
-            ),
-            "wallet charge": write_requests(
-                tmp / "charge.tsv",
-                (
-                    (
-                        "POST",
-                        "/api/v1/wallet/charges",
-                        {"amount": CHARGE},
-                        {
-                            "Authorization": f"Bearer {paying[i % len(paying)][1]}",
-                            "Content-Type": "application/json",
-                            "Idempotency-Key": str(uuid.uuid4()),
-                        },
-                    )
-                    for i in range(args.charges)
-                ),
-            ),
-        }
+            uncontended=(open_schedule.id, open_seats, open_customers, open_tokens),
+            paying=paying,
+            charges=args.charges,
+        )
         warm_lines = write_lines(
             tmp / "me.tsv", "GET", "/api/v1/accounts/me", [(b,) for _, b in customers[:1000]]
         )
         connections.close_all()
         prep["seconds"] = round(time.monotonic() - started, 1)
 
-        server = Gunicorn(
-            server_env, args.workers, RESULTS / "logs" / "holds-gunicorn.log", cwd=src
+        (RESULTS / "logs" / "holds-gunicorn.log").write_bytes(b"")
+        server = run.start(
+            Gunicorn(server_env, args.workers, RESULTS / "logs" / "holds-gunicorn.log", cwd=src)
         )
-        server.log_path.write_bytes(b"")
-        server.start()
         log(f"gunicorn up: {args.workers} workers at {server.url}")
         if args.warmup:
             run_wrk(
@@ -766,42 +936,15 @@ def main() -> int:
             runs.append(row)
 
         server.stop()
-        server = None
         final_checks = invariant_checks()
         connections.close_all()
-    except KeyboardInterrupt:
-        log("interrupted: cleaning up")
-        aborted = "interrupted"
-    except Exception as error:  # keep what was measured so far
-        log(f"aborted: {error!r}")
-        aborted = repr(error)
-    finally:
-        if server is not None:
-            server.stop()
-        try:
-            from django.db import connections
-
-            connections.close_all()
-        except Exception:
-            pass
-        deleted = delete_redis_prefix(prefix)
-        log(f"deleted {deleted} Redis keys under {prefix}:")
-        if created_db:
-            drop_database(DB_NAME)
-            log(f"dropped {DB_NAME}")
-        os.chdir(ROOT)
-        shutil.rmtree(tmp, ignore_errors=True)
 
     elapsed = time.monotonic() - started
-    if "machine" not in meta or "code" not in meta.get("git", {}):  # failed before it began
-        print(f"aborted before measuring: {aborted}", file=sys.stderr)
-        return 1
-    meta["machine"]["loadavg_at_end"] = loadavg()
     report = {
-        **meta,
+        **run.meta,
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "elapsed_s": round(elapsed, 1),
-        "aborted": aborted,
+        "aborted": run.aborted,
         "settings": {
             "workers": args.workers,
             "connections": args.connections,
@@ -825,7 +968,7 @@ def main() -> int:
     (RESULTS / "holds_http.json").write_text(json.dumps(report, indent=2) + "\n")
     print(markdown(report))
     all_ok = all(c["ok"] for r in runs for c in r["checks"]) and all(c["ok"] for c in final_checks)
-    return 1 if aborted or not all_ok else 0
+    return 1 if run.aborted or not all_ok else 0
 
 
 def markdown(report: dict) -> str:
@@ -923,6 +1066,19 @@ def markdown(report: dict) -> str:
         for r in report["runs"]:
             for message, n in r["gunicorn_log"]["warnings"].items():
                 out.append(f"- {r['run']}: {n} x `{message}`")
+    for r in report["runs"]:
+        p = r.get("profile")
+        if not p:
+            continue
+        out += [
+            "",
+            f"py-spy, {r['run']} ({p['samples']} samples in request handling; profiled, so "
+            "slower than unprofiled): by phase, by layer, hottest functions (self time)",
+            "",
+        ]
+        out += [f"- {x['frame']}: {x['pct']}%" for x in p["phases"]]
+        out += [""] + [f"- {x['frame']}: {x['pct']}%" for x in p["layers"]]
+        out += [""] + [f"- {x['frame']}: {x['pct']}%" for x in p["top_self"][:10]]
     if report.get("aborted"):
         out += ["", f"**Aborted**: {report['aborted']}"]
     return "\n".join(out)

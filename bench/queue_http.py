@@ -20,13 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,30 +28,22 @@ from pathlib import Path
 from _harness import (
     RESULTS,
     ROOT,
-    VENV,
+    BenchRun,
     Gunicorn,
-    adopt_environment,
+    Profiler,
     cpu_delta,
     cpu_snapshot,
     create_concert,
     create_customers,
-    create_database,
-    delete_redis_prefix,
-    drop_database,
-    enter_code_snapshot,
     get_json,
     log,
-    new_redis_prefix,
     parse_wrk,
     require_wrk,
-    server_environment,
-    setup_django_on,
     write_lines,
 )
 from _harness import run_wrk as _run_wrk
 
 LUA = ROOT / "bench" / "wrk" / "cycle.lua"
-SRC = ROOT  # the code under test: a snapshot taken at start (see snapshot_code)
 DB_NAME = "concerts_bench"
 
 # gunicorn processes. `--sweep 2,3,4` twice on the 2-core benchmark machine (AMD EPYC, 2 vCPUs,
@@ -119,84 +105,15 @@ def waiting_count(concert_id: int) -> int:
 # --- profile ---------------------------------------------------------------------------------
 def profile_status(server: Gunicorn, lines: Path, args, tmp: Path) -> dict | None:
     """py-spy over all workers while wrk polls the status; top functions and packages."""
-    py_spy = VENV / "py-spy"
-    if not py_spy.exists():
-        log("no .venv/bin/py-spy: skipping the profile (.venv/bin/pip install py-spy)")
-        return None
-    raw = tmp / "status.raw"
-    spy = subprocess.Popen(
-        [
-            str(py_spy),
-            "record",
-            "--pid",
-            str(server.proc.pid),
-            "--subprocesses",
-            "--format",
-            "raw",
-            "--rate",
-            "200",
-            "--duration",
-            str(args.duration - 2),
-            "--nonblocking",
-            "-o",
-            str(raw),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    time.sleep(1)
-    run_wrk(
-        server.url, lines, threads=args.threads, connections=args.connections, seconds=args.duration
-    )
-    _, err = spy.communicate(timeout=60)
-    if not raw.exists():
-        log(f"py-spy produced nothing: {err.strip()[-500:]}")
-        return None
-    self_fn, activity, total = {}, {}, 0
-    for line in raw.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        frames = stack.split(";")
-        n = int(count)
-        # only request handling, not the gunicorn master's or an idle worker's loop
-        if not any("handle_request" in f for f in frames):
-            continue
-        total += n
-        leaf = re.sub(r":\d+\)$", ")", frames[-1])
-        self_fn[leaf] = self_fn.get(leaf, 0) + n
-        name = _activity(frames)
-        activity[name] = activity.get(name, 0) + n
-
-    def top(counts, k):
-        return [
-            {"frame": name, "pct": round(100 * n / total, 1)}
-            for name, n in sorted(counts.items(), key=lambda kv: -kv[1])[:k]
-        ]
-
-    return {"samples": total, "activities": top(activity, 12), "top_self": top(self_fn, 12)}
-
-
-# Each sample goes to the first activity whose marker is anywhere in its stack.
-ACTIVITIES = [
-    ("is_usable", "MySQL ping before the first query (CONN_HEALTH_CHECKS)"),
-    ("MySQLdb/", "MySQL queries (driver + round trip)"),
-    ("redis/", "Redis (EVALSHA of the queue script, client)"),
-    ("django/db/", "Django ORM (building queries, rows to objects)"),
-    ("rest_framework/renderers", "JSON rendering"),
-    ("rest_framework/serializers", "DRF serializers"),
-    ("rest_framework/fields", "DRF serializers"),
-    ("hmac", "queue token MAC (hmac/hashlib)"),
-]
-
-
-def _activity(frames: list[str]) -> str:
-    for marker, name in ACTIVITIES:
-        if any(marker in frame for frame in frames):
-            return name
-    m = re.search(r"\((.+?):\d+\)$", frames[-1])
-    path = m.group(1) if m else frames[-1]
-    package = path.split("site-packages/")[-1].split("/")[0].removesuffix(".py")
-    return f"other, in {package}"
+    with Profiler(server.proc.pid, args.duration - 2, tmp / "status.raw") as profiler:
+        run_wrk(
+            server.url,
+            lines,
+            threads=args.threads,
+            connections=args.connections,
+            seconds=args.duration,
+        )
+    return profiler.summary
 
 
 # --- main ------------------------------------------------------------------------------------
@@ -228,31 +145,12 @@ def main() -> int:
     started = time.monotonic()
     invocation = " ".join([".venv/bin/python", "bench/queue_http.py", *sys.argv[1:]])
 
-    prefix = new_redis_prefix()
-    server_env = server_environment(DB_NAME, prefix)
-    # This process shares the settings (same SECRET_KEY: it issues the pollers' queue tokens).
-    adopt_environment(server_env)
-
-    global SRC
-    created_db = False
-    server: Gunicorn | None = None
-    tmp = Path(tempfile.mkdtemp(prefix="bench-"))
-    aborted = None
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "logs").mkdir(exist_ok=True)
     runs: list[dict] = []
     profile = None
-    meta = {}
-
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    try:
-        meta, SRC = enter_code_snapshot(args.code, tmp, invocation, prefix)
-        create_database(DB_NAME, args.drop_stale)
-        created_db = True
-        setup_django_on(SRC, DB_NAME)
+    with BenchRun(
+        code=args.code, database=DB_NAME, invocation=invocation, drop_stale=args.drop_stale
+    ) as run:
+        tmp, server_env = run.tmp, run.server_env
         from django.db import connections
 
         t0 = time.monotonic()
@@ -282,11 +180,12 @@ def main() -> int:
         connections.close_all()
 
         for workers in worker_counts:
-            server = Gunicorn(
-                server_env, workers, RESULTS / "logs" / f"gunicorn-w{workers}.log", cwd=SRC
+            (RESULTS / "logs" / f"gunicorn-w{workers}.log").write_bytes(b"")
+            server = run.start(
+                Gunicorn(
+                    server_env, workers, RESULTS / "logs" / f"gunicorn-w{workers}.log", cwd=run.src
+                )
             )
-            server.log_path.write_bytes(b"")
-            server.start()
             log(f"gunicorn up: {workers} workers at {server.url}")
             enter_concert = create_concert(f"Enter, {workers} workers")
             warm_concert = create_concert(f"Warm-up, {workers} workers")
@@ -366,40 +265,13 @@ def main() -> int:
                 log("profiling the status endpoint with py-spy")
                 profile = profile_status(server, lines_status[sizes[-1]][1], args, tmp)
             server.stop()
-            server = None
-    except KeyboardInterrupt:
-        log("interrupted: cleaning up")
-        aborted = "interrupted"
-    except Exception as error:  # keep what was measured so far
-        log(f"aborted: {error!r}")
-        aborted = repr(error)
-    finally:
-        if server is not None:
-            server.stop()
-        try:
-            from django.db import connections
-
-            connections.close_all()
-        except Exception:
-            pass
-        deleted = delete_redis_prefix(prefix)
-        log(f"deleted {deleted} Redis keys under {prefix}:")
-        if created_db:
-            drop_database(DB_NAME)
-            log(f"dropped {DB_NAME}")
-        os.chdir(ROOT)
-        shutil.rmtree(tmp, ignore_errors=True)
 
     elapsed = time.monotonic() - started
-    if "machine" not in meta or "code" not in meta.get("git", {}):  # failed before it began
-        print(f"aborted before measuring: {aborted}", file=sys.stderr)
-        return 1
-    meta["machine"]["loadavg_at_end"] = Path("/proc/loadavg").read_text().split()[:3]
     report = {
-        **meta,
+        **run.meta,
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "elapsed_s": round(elapsed, 1),
-        "aborted": aborted,
+        "aborted": run.aborted,
         "settings": {
             "duration_s": args.duration,
             "wrk_threads": args.threads,
@@ -413,7 +285,7 @@ def main() -> int:
     }
     (RESULTS / "queue_http.json").write_text(json.dumps(report, indent=2) + "\n")
     print(markdown(report))
-    return 1 if aborted else 0
+    return 1 if run.aborted else 0
 
 
 def markdown(report: dict) -> str:

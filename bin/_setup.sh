@@ -17,20 +17,34 @@ find_python() {
   return 1
 }
 
+# apt_install PACKAGE...: Debian packages, as root or through sudo.
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "error: install $* with your package manager." >&2
+    return 1
+  fi
+  # Wait for another apt (an unattended upgrade, a parallel setup) instead of failing at once.
+  $sudo apt-get -o DPkg::Lock::Timeout=300 update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+    "$@" >/dev/null
+}
+
 # mysqlclient compiles against MariaDB's client headers; install them when they are missing.
 ensure_mysql_build_deps() {
   if pkg-config --exists libmariadb 2>/dev/null || pkg-config --exists mysqlclient 2>/dev/null; then
     return 0
   fi
   echo "== Installing libmariadb-dev and pkg-config (needed to build mysqlclient)"
-  local sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
-  if ! command -v apt-get >/dev/null 2>&1; then
-    echo "error: install MariaDB/MySQL client headers and pkg-config with your package manager." >&2
-    return 1
-  fi
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libmariadb-dev pkg-config >/dev/null
+  apt_install libmariadb-dev pkg-config
+}
+
+# ensure_apt_package COMMAND PACKAGE: install PACKAGE when COMMAND is not on the PATH.
+ensure_apt_package() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  echo "== Installing $2 (provides $1)"
+  apt_install "$2"
 }
 
 # setup_venv EXTRAS: e.g. setup_venv "mysql,test"; an empty string installs the base only.
@@ -48,7 +62,6 @@ setup_venv() {
     echo "== Installing dependencies ($spec)"
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec"
-    rm -f .venv/.installed-*
-    touch "$stamp"
+    touch "$stamp"  # one per pyproject.toml and extras: bin/test and bin/bench keep theirs
   fi
 }
