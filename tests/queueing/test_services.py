@@ -1,9 +1,6 @@
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from queueing.redis_queue import queue_keys, queue_redis, run_script, to_ms
@@ -12,27 +9,12 @@ from queueing.selectors import queue_stats, queue_status
 from queueing.services import queue_admit_tick, queue_enter, queue_leave, queue_release
 from queueing.tokens import token_read
 from tests.concerts.factories import ConcertFactory
+from tests.concurrency import run_concurrently
 
 
 def status_of(concert, user_id, token, now=None, touch=True):
     nonce = token_read(token, user_id=user_id).nonce
     return queue_status(concert=concert, user_id=user_id, nonce=nonce, now=now, touch=touch)
-
-
-def run_concurrently(calls: int, work, workers: int = 32) -> list:
-    """`work(i)` for i in range(calls) on many threads, each with its own DB connection."""
-    barrier = threading.Barrier(min(workers, calls))
-
-    def one(i):
-        if i < workers:
-            barrier.wait()
-        try:
-            return work(i)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(one, range(calls)))
 
 
 @pytest.mark.django_db(transaction=True)
