@@ -2,36 +2,16 @@ from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
-from rest_framework import status
 from rest_framework.authtoken.models import Token
 
-from config.errors import DomainError
+from config.errors import ValidationFailed
 
+from .errors import InvalidCredentials
 from .models import User, normalize_email
 
 
-class EmailTaken(DomainError):
-    status_code = status.HTTP_400_BAD_REQUEST
-    code = "validation_error"
-    message = "The request has invalid fields; see details."
-
-    def __init__(self):
-        super().__init__(details={"email": ["A customer with this email address already exists."]})
-
-
-class WeakPassword(DomainError):
-    status_code = status.HTTP_400_BAD_REQUEST
-    code = "validation_error"
-    message = "The request has invalid fields; see details."
-
-    def __init__(self, problems: list[str]):
-        super().__init__(details={"password": problems})
-
-
-class InvalidCredentials(DomainError):
-    status_code = status.HTTP_400_BAD_REQUEST
-    code = "invalid_credentials"
-    message = "Email or password is wrong."
+def _email_taken() -> ValidationFailed:
+    return ValidationFailed.on("email", "A customer with this email address already exists.")
 
 
 def user_signup(*, email: str, password: str, name: str = "") -> tuple[User, str]:
@@ -41,10 +21,10 @@ def user_signup(*, email: str, password: str, name: str = "") -> tuple[User, str
     try:
         validate_password(password, user=candidate)
     except DjangoValidationError as error:
-        raise WeakPassword(list(error.messages)) from None
+        raise ValidationFailed.on("password", *error.messages) from None
 
     if User.objects.filter(email=email).exists():
-        raise EmailTaken()
+        raise _email_taken()
     try:
         with transaction.atomic():
             user = User.objects.create_user(email=email, password=password, name=name)
@@ -52,7 +32,7 @@ def user_signup(*, email: str, password: str, name: str = "") -> tuple[User, str
     except IntegrityError:
         # Two signups with the same address raced past the check above; the unique index
         # on email let exactly one of them in.
-        raise EmailTaken() from None
+        raise _email_taken() from None
     return user, token.key
 
 

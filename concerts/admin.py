@@ -12,7 +12,8 @@ from django.utils.html import format_html
 from config.money import format_won
 
 from . import services
-from .models import Concert, Schedule, Seat, SeatStatus
+from .errors import SeatMapInvalid
+from .models import QUEUE_SETTINGS_FIELDS, Concert, Schedule, Seat, SeatStatus
 from .selectors import seat_free_q
 
 
@@ -96,13 +97,7 @@ class ConcertAdmin(CatalogAdminMixin, admin.ModelAdmin):
         (
             "Waiting room",
             {
-                "fields": [
-                    "queue_paused",
-                    "queue_max_active",
-                    "queue_admit_per_minute",
-                    "queue_admitted_minutes",
-                    "queue_abandon_after_seconds",
-                ],
+                "fields": QUEUE_SETTINGS_FIELDS,
                 "classes": ["collapse"],
                 "description": "Live numbers and pause/resume: Waiting room → Concert queues.",
             },
@@ -266,7 +261,7 @@ class ScheduleAdmin(CatalogAdminMixin, admin.ModelAdmin):
                         blocks=blocks,
                         replace=options.cleaned_data["replace"],
                     )
-                except services.SeatMapInvalid as error:
+                except SeatMapInvalid as error:
                     messages.error(request, error.message)
                 else:
                     self.message_user(
@@ -349,7 +344,7 @@ class SeatAdmin(CatalogAdminMixin, admin.ModelAdmin):
         # Never obj.save(): it would write back every column as read before the edit.
         try:
             services.seat_reprice(seat_id=obj.pk, grade=obj.grade, price=obj.price)
-        except services.SeatMapInvalid as error:
+        except SeatMapInvalid as error:
             self.message_user(request, error.message, messages.ERROR)
 
     def save_related(self, request, form, formsets, change):

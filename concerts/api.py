@@ -8,16 +8,13 @@ from drf_spectacular.utils import (
 )
 from rest_framework import generics, serializers
 from rest_framework.permissions import AllowAny
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from config.localcache import LocalCache
 from config.openapi import error_responses
-from queueing.api import QUEUE_TOKEN_HEADER, QUEUE_TOKEN_PARAMETER
-from queueing.selectors import queue_require_admitted
+from queueing.gate import QUEUE_TOKEN_PARAMETER, queue_require_admitted, queue_token_of
 
 from . import selectors
-from .cache import catalog_cached, catalog_key, seat_map_cached
+from .cache import catalog_cached, catalog_key, seat_map_json
 from .models import Concert, Schedule, SeatStatus
 
 
@@ -270,36 +267,16 @@ class SeatMapView(generics.GenericAPIView):
         tags=["catalog"],
     )
     def get(self, request, schedule_id: int):
-        schedule, schedule_json = _seat_map_schedules.get(
-            schedule_id, _schedule_for_seat_map(schedule_id)
-        )
+        schedule = selectors.schedule_get_cached(schedule_id=schedule_id)
         queue_require_admitted(
-            raw_token=request.headers.get(QUEUE_TOKEN_HEADER),
-            user_id=request.user.id,
-            concert=schedule.concert,
+            raw_token=queue_token_of(request), user_id=request.user.id, concert=schedule.concert
         )
-
-        def build() -> tuple[bytes, float]:
-            seats, true_for = selectors.seat_map_build(schedule_id=schedule_id)
-            available = sum(seat["status"] == SeatStatus.AVAILABLE for seat in seats)
-            rest = {"available_seats": available, "total_seats": len(seats), "seats": seats}
-            return _JSON.render(rest), true_for
-
-        # '{"schedule":{...},' + the cached '"available_seats":...}': the same body the
-        # serializers would give, with the seats rendered once for every buyer.
-        body = b'{"schedule":' + schedule_json + b"," + seat_map_cached(schedule_id, build)[1:]
+        body = seat_map_json(
+            schedule_id, schedule_part=SEAT_MAP_SCHEDULE.to_representation(schedule)
+        )
         return HttpResponse(body, content_type="application/json")
 
 
-_JSON = JSONRenderer()
-# The schedule (selectors.schedule_get_cached) with its part of the body rendered, per web
-# process for LOCAL_CACHE_SECONDS.
-_seat_map_schedules = LocalCache()
-
-
-def _schedule_for_seat_map(schedule_id: int):
-    def load() -> tuple[Schedule, bytes]:
-        schedule = selectors.schedule_get_cached(schedule_id=schedule_id)
-        return schedule, _JSON.render(SeatMapScheduleSerializer(schedule).data)
-
-    return load
+# Built once per process: a serializer builds its fields anew for every instance, and
+# to_representation() of a built one keeps no state between calls.
+SEAT_MAP_SCHEDULE = SeatMapScheduleSerializer()

@@ -13,6 +13,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from rest_framework.renderers import JSONRenderer
+
+from .models import SeatStatus
+from .selectors import seat_map_build
 
 VERSION_KEY = "catalog:version"
 
@@ -68,6 +72,25 @@ def seat_map_cached(schedule_id: int, build: Callable[[], tuple[bytes, float]]) 
     if version is not None and timeout > 0:
         cache.set(body_key, (version, body), timeout=timeout)
     return body
+
+
+_JSON = JSONRenderer()
+
+
+def seat_map_json(schedule_id: int, *, schedule_part: dict) -> bytes:
+    """The seat map answer: `{"schedule": schedule_part, "available_seats", "total_seats",
+    "seats"}` as JSON bytes. Everything after the schedule is rendered once per change of
+    the seats and shared by every buyer (seat_map_cached); the small schedule part, which
+    changes with the catalog, not with the seats, is put in front of it per request."""
+
+    def build() -> tuple[bytes, float]:
+        seats, true_for = seat_map_build(schedule_id=schedule_id)
+        available = sum(seat["status"] == SeatStatus.AVAILABLE for seat in seats)
+        rest = {"available_seats": available, "total_seats": len(seats), "seats": seats}
+        return _JSON.render(rest), true_for
+
+    seats_part = seat_map_cached(schedule_id, build)  # b'{"available_seats":...}'
+    return b'{"schedule":' + _JSON.render(schedule_part) + b"," + seats_part[1:]
 
 
 def seat_maps_invalidate(schedule_ids) -> None:

@@ -11,6 +11,14 @@ POSITIVE_SETTINGS = (
     "hold_minutes",
 )
 AT_LEAST_ONE = [MinValueValidator(1)]
+# The waiting room's settings, as operators edit them (concert admin and the queue panel).
+QUEUE_SETTINGS_FIELDS = [
+    "queue_paused",
+    "queue_max_active",
+    "queue_admit_per_minute",
+    "queue_admitted_minutes",
+    "queue_abandon_after_seconds",
+]
 
 
 class Concert(models.Model):

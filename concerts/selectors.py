@@ -63,27 +63,41 @@ def schedule_list_with_seat_counts(*, concert_id: int) -> QuerySet[Schedule]:
     )
 
 
-def schedule_get(*, schedule_id: int) -> Schedule:
-    """A schedule of a published concert, with its concert."""
-    schedule = (
-        Schedule.objects.select_related("concert")
-        .filter(id=schedule_id, concert__is_published=True)
-        .first()
-    )
-    if schedule is None:
+# Concerts and schedules (each with its concert: start, hold_minutes, queue settings,
+# publication), reused by each web process for LOCAL_CACHE_SECONDS: every queue poll, seat-map
+# read, hold and payment needs them, and they change rarely, so an operator's change reaches
+# every process within that time. Seats and money are never cached here. The one per-process
+# cache of catalog rows; what it returns is shared, never to be modified.
+_catalog_rows = LocalCache()
+
+
+def concert_get_cached(*, concert_id: int, published_only: bool = True) -> Concert:
+    def load() -> Concert:
+        concert = Concert.objects.filter(id=concert_id).first()
+        if concert is None:
+            raise NotFound("Concert not found.")
+        return concert
+
+    concert = _catalog_rows.get(("concert", concert_id), load)
+    if published_only and not concert.is_published:
+        raise NotFound("Concert not found.")
+    return concert
+
+
+def schedule_get_cached(*, schedule_id: int, published_only: bool = True) -> Schedule:
+    """A schedule with its concert. `published_only`: of a published concert, as customers
+    see it (a payment of a hold made before the concert was hidden asks for any)."""
+
+    def load() -> Schedule:
+        schedule = Schedule.objects.select_related("concert").filter(id=schedule_id).first()
+        if schedule is None:
+            raise NotFound("Schedule not found.")
+        return schedule
+
+    schedule = _catalog_rows.get(("schedule", schedule_id), load)
+    if published_only and not schedule.concert.is_published:
         raise NotFound("Schedule not found.")
     return schedule
-
-
-# Published schedules with their concerts (start, hold_minutes, queue settings), reused by
-# each web process for LOCAL_CACHE_SECONDS: every seat-map read and hold needs them, and they
-# change rarely. Seats are never cached here.
-_published_schedules = LocalCache()
-
-
-def schedule_get_cached(*, schedule_id: int) -> Schedule:
-    """schedule_get(), reused by this process for LOCAL_CACHE_SECONDS. Not to be modified."""
-    return _published_schedules.get(schedule_id, lambda: schedule_get(schedule_id=schedule_id))
 
 
 def seat_map_build(*, schedule_id: int) -> tuple[list[dict], float]:

@@ -2,22 +2,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from rest_framework import status
-
-from config.errors import DomainError
-from reservations.models import ReservationSeat
+from django.db.models import ProtectedError
+from django.utils import timezone
 
 from .cache import catalog_invalidate, seat_maps_invalidate
+from .errors import SeatMapInvalid
 from .models import Concert, Schedule, Seat, SeatStatus
 
 MAX_SEATS_PER_SCHEDULE = 20_000
 SEAT_INSERT_BATCH = 1_000
-
-
-class SeatMapInvalid(DomainError):
-    status_code = status.HTTP_400_BAD_REQUEST
-    code = "seat_map_invalid"
-    message = "The seat map cannot be generated."
 
 
 @dataclass(frozen=True)
@@ -55,8 +48,6 @@ class SeatBlock:
 
 def concert_set_published(*, concert_ids: Sequence[int], published: bool) -> int:
     """Show concerts to customers, or hide them. Returns how many changed."""
-    from django.utils import timezone
-
     with transaction.atomic():
         changed = Concert.objects.filter(id__in=concert_ids).update(
             is_published=published, updated_at=timezone.now()
@@ -77,22 +68,6 @@ def seat_reprice(*, seat_id: int, grade: str, price: int) -> None:
             raise SeatMapInvalid("The seat was taken meanwhile; its price can no longer change.")
         catalog_changed()
         seat_maps_changed(Seat.objects.filter(id=seat_id).values_list("schedule_id", flat=True))
-
-
-def lock_seats_in_order(seat_ids: Sequence[int]) -> None:
-    """Lock seat rows in ascending id order. Every transaction that takes or frees several
-    seats goes through here first, so two of them wait for each other instead of
-    deadlocking, whichever index the optimizer picks for the UPDATE that follows.
-
-    Whatever the transaction then does to these seats, their schedules' cached seat maps are
-    retired when it commits."""
-    locked = (
-        Seat.objects.select_for_update()
-        .filter(id__in=seat_ids)
-        .order_by("id")
-        .values_list("id", "schedule_id")
-    )
-    seat_maps_changed(schedule_id for _, schedule_id in locked)
 
 
 def seat_maps_changed(schedule_ids) -> None:
@@ -176,12 +151,15 @@ def _seat_map_generate_one(
             raise SeatMapInvalid(
                 f"{schedule}: seats are held or sold, so the map cannot be replaced."
             )
-        if ReservationSeat.objects.filter(seat__schedule=schedule).exists():
+        try:
+            # A seat named by a reservation's history is protected (on_delete=PROTECT): the
+            # collector refuses before it deletes anything.
+            existing.delete()
+        except ProtectedError:
             raise SeatMapInvalid(
                 f"{schedule}: seats were reserved before (their history must stay), so the "
                 "map cannot be replaced. Add seats instead."
-            )
-        existing.delete()
+            ) from None
     elif existing.count() + len(seats) > MAX_SEATS_PER_SCHEDULE:
         raise SeatMapInvalid(
             f"{schedule}: a schedule may have at most {MAX_SEATS_PER_SCHEDULE} seats."

@@ -6,7 +6,7 @@ infrastructure outages are translated here, so no view formats an error by hand.
 """
 
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 import redis.exceptions
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -22,25 +22,110 @@ RETRY_AFTER_SECONDS_ON_OUTAGE = 5
 
 
 class DomainError(Exception):
-    """A business rule said no. Subclasses set `status_code`, `code` and a default message."""
+    """A rule said no. Each subclass is one entry of the error catalog: a stable `code`, its
+    HTTP status, a default message and example details (the schema's examples and docs/api.md
+    are drawn from them). One class per code: defining a second one is an error at import."""
 
     status_code: int = status.HTTP_400_BAD_REQUEST
     code: str = "bad_request"
     message: str = "The request cannot be processed."
+    example_details: ClassVar[dict[str, Any]] = {}
+    # Seconds the client should wait before retrying; sent as Retry-After when set.
+    retry_after: int | None = None
+
+    catalog: ClassVar[dict[str, type["DomainError"]]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        known = DomainError.catalog.get(cls.code)
+        if known is not None and _name(known) != _name(cls):
+            raise TypeError(f"{_name(cls)}: code {cls.code!r} belongs to {_name(known)} already")
+        DomainError.catalog[cls.code] = cls
 
     def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None):
         self.message = message or self.message
         self.details = details or {}
         super().__init__(self.message)
 
-    # Seconds the client should wait before retrying; sent as Retry-After when set.
-    retry_after: int | None = None
+
+def _name(error_class: type) -> str:
+    return f"{error_class.__module__}.{error_class.__qualname__}"
+
+
+# The errors of the web layer itself: what DRF and Django raise, mapped onto the catalog by
+# api_exception_handler, plus those the edge answers by hand (404 and 500 pages, health).
+
+
+class BadRequest(DomainError):
+    code = "bad_request"
+    message = "Bad request."
+
+
+class ValidationFailed(DomainError):
+    """Any request field that is missing, of the wrong type or against a rule. The one class
+    for `validation_error`: services raise it with the offending field in `details`."""
+
+    code = "validation_error"
+    message = "The request has invalid fields; see details."
+    example_details = {"field_name": ["This field is required."]}
+
+    @classmethod
+    def on(cls, field: str, *problems: str) -> "ValidationFailed":
+        return cls(details={field: list(problems)})
+
+
+class MalformedRequest(DomainError):
+    code = "malformed_request"
+    message = "JSON parse error - Expecting value: line 1 column 1 (char 0)"
+
+
+class NotAuthenticated(DomainError):
+    status_code = status.HTTP_401_UNAUTHORIZED
+    code = "not_authenticated"
+    message = "Authentication credentials were not provided."
+
+
+class PermissionDenied(DomainError):
+    status_code = status.HTTP_403_FORBIDDEN
+    code = "permission_denied"
+    message = "Permission denied."
 
 
 class NotFound(DomainError):
     status_code = status.HTTP_404_NOT_FOUND
     code = "not_found"
     message = "Not found."
+
+
+class MethodNotAllowed(DomainError):
+    status_code = status.HTTP_405_METHOD_NOT_ALLOWED
+    code = "method_not_allowed"
+    message = 'Method "DELETE" not allowed.'
+
+
+class NotAcceptable(DomainError):
+    status_code = status.HTTP_406_NOT_ACCEPTABLE
+    code = "not_acceptable"
+    message = "Could not satisfy the request Accept header."
+
+
+class UnsupportedMediaType(DomainError):
+    status_code = status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
+    code = "unsupported_media_type"
+    message = 'Unsupported media type "text/xml" in request.'
+
+
+class Throttled(DomainError):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    code = "throttled"
+    message = "Request was throttled. Expected available in 12 seconds."
+    example_details = {"retry_after_seconds": 12}
+
+
+class InternalError(DomainError):
+    status_code = status.HTTP_500_INTERNAL_SERVER_ERROR
+    code = "internal_error"
+    message = "Something went wrong on our side. It has been logged."
 
 
 class ServiceUnavailable(DomainError):
@@ -50,34 +135,40 @@ class ServiceUnavailable(DomainError):
     retry_after = RETRY_AFTER_SECONDS_ON_OUTAGE
 
 
+# Idempotency-Key (config/idempotency.py): a web-layer mechanism any write view can use.
+
+
+class IdempotencyKeyReused(DomainError):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    code = "idempotency_key_reused"
+    message = "This Idempotency-Key was used for a different request."
+
+
+class IdempotencyInProgress(DomainError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "idempotency_in_progress"
+    message = "A request with this Idempotency-Key is still being processed. Retry shortly."
+    retry_after = 1
+
+
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
-# DRF exception class -> our stable code. Subclasses are matched by walking the MRO.
-_DRF_CODES: dict[type[exceptions.APIException], str] = {
-    exceptions.ValidationError: "validation_error",
-    exceptions.ParseError: "malformed_request",
-    exceptions.NotAuthenticated: "not_authenticated",
-    exceptions.AuthenticationFailed: "not_authenticated",
-    exceptions.PermissionDenied: "permission_denied",
-    exceptions.NotFound: "not_found",
-    exceptions.MethodNotAllowed: "method_not_allowed",
-    exceptions.NotAcceptable: "not_acceptable",
-    exceptions.UnsupportedMediaType: "unsupported_media_type",
-    exceptions.Throttled: "throttled",
+# DRF's exceptions -> the catalog entry that answers them. Subclasses are matched by walking
+# the MRO. The message stays DRF's own (it names the method, the media type, the wait).
+_DRF_ERRORS: dict[type[exceptions.APIException], type[DomainError]] = {
+    exceptions.ValidationError: ValidationFailed,
+    exceptions.ParseError: MalformedRequest,
+    exceptions.NotAuthenticated: NotAuthenticated,
+    exceptions.AuthenticationFailed: NotAuthenticated,
+    exceptions.PermissionDenied: PermissionDenied,
+    exceptions.NotFound: NotFound,
+    exceptions.MethodNotAllowed: MethodNotAllowed,
+    exceptions.NotAcceptable: NotAcceptable,
+    exceptions.UnsupportedMediaType: UnsupportedMediaType,
+    exceptions.Throttled: Throttled,
 }
-
-_DRF_MESSAGES = {
-    "validation_error": "The request has invalid fields; see details.",
-}
-
-
-def _drf_code(exc: exceptions.APIException) -> str:
-    for klass in type(exc).__mro__:
-        if klass in _DRF_CODES:
-            return _DRF_CODES[klass]
-    return exc.default_code if isinstance(exc.default_code, str) else "error"
 
 
 def _validation_details(detail: Any) -> dict[str, Any]:
@@ -116,43 +207,53 @@ def _is_outage(exc: Exception) -> bool:
     return False
 
 
+def _from_drf(exc: exceptions.APIException) -> DomainError:
+    """DRF's exception as the catalog entry that answers it, keeping DRF's status and its
+    message (which names the method, the media type or the wait)."""
+    entry = next((_DRF_ERRORS[k] for k in type(exc).__mro__ if k in _DRF_ERRORS), None)
+    if entry is ValidationFailed:
+        return ValidationFailed(details=_validation_details(exc.detail))
+    message = str(exc.detail) if not isinstance(exc.detail, dict | list) else exc.default_detail
+    if entry is None:  # an APIException we never met: its own status and code
+        error = DomainError(message)
+        error.status_code = exc.status_code
+        error.code = exc.default_code if isinstance(exc.default_code, str) else "error"
+        return error
+    error = entry(message)
+    error.status_code = exc.status_code
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        error.retry_after = max(1, int(exc.wait + 0.999))
+        error.details = {"retry_after_seconds": error.retry_after}
+    return error
+
+
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF EXCEPTION_HANDLER: every exception raised under a DRF view becomes the error shape."""
     headers: dict[str, str] = {}
-
     if isinstance(exc, DomainError):
-        status_code, code, message, details = exc.status_code, exc.code, exc.message, exc.details
-        if exc.retry_after is not None:
-            headers["Retry-After"] = str(exc.retry_after)
+        error = exc
     elif isinstance(exc, Http404):
-        status_code, code, message, details = 404, "not_found", "Not found.", {}
+        error = NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
-        status_code, code, message, details = 403, "permission_denied", "Permission denied.", {}
+        error = PermissionDenied()
     elif isinstance(exc, exceptions.APIException):
-        status_code, code = exc.status_code, _drf_code(exc)
-        if code == "validation_error":
-            details = _validation_details(exc.detail)
-            message = _DRF_MESSAGES[code]
-        else:
-            details = {}
-            message = (
-                str(exc.detail) if not isinstance(exc.detail, dict | list) else exc.default_detail
-            )
-        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-            headers["Retry-After"] = str(max(1, int(exc.wait + 0.999)))
-            details = {"retry_after_seconds": int(headers["Retry-After"])}
+        error = _from_drf(exc)
         if getattr(exc, "auth_header", None):
             headers["WWW-Authenticate"] = exc.auth_header
     elif _is_outage(exc):
         logger.warning("Dependency unavailable: %r", exc)
-        status_code, code = 503, ServiceUnavailable.code
-        message, details = ServiceUnavailable.message, {}
-        headers["Retry-After"] = str(RETRY_AFTER_SECONDS_ON_OUTAGE)
+        error = ServiceUnavailable()
     else:
         return None  # a bug: Django's 500 handler logs it and answers in the error shape
 
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
     set_rollback()
-    return Response(error_body(code, message, details), status=status_code, headers=headers)
+    return Response(
+        error_body(error.code, error.message, error.details),
+        status=error.status_code,
+        headers=headers,
+    )
 
 
 def _wants_json(request: HttpRequest) -> bool:
@@ -162,13 +263,19 @@ def _wants_json(request: HttpRequest) -> bool:
 def api_not_found(request: HttpRequest, *args, **kwargs) -> JsonResponse:
     """The route of last resort under /api: a JSON 404 even with DEBUG on, where Django
     would skip handler404 and show its HTML page."""
-    return JsonResponse(error_body("not_found", "Not found."), status=404)
+    return _json_error(NotFound())
+
+
+def _json_error(error: DomainError) -> JsonResponse:
+    return JsonResponse(
+        error_body(error.code, error.message, error.details), status=error.status_code
+    )
 
 
 def json_page_not_found(request: HttpRequest, exception: Exception | None = None):
     """handler404: the error shape for API paths, Django's page for admin and the rest."""
     if _wants_json(request):
-        return JsonResponse(error_body("not_found", "Not found."), status=404)
+        return _json_error(NotFound())
     from django.views.defaults import page_not_found
 
     return page_not_found(request, exception)
@@ -176,10 +283,7 @@ def json_page_not_found(request: HttpRequest, exception: Exception | None = None
 
 def json_server_error(request: HttpRequest):
     if _wants_json(request):
-        return JsonResponse(
-            error_body("internal_error", "Something went wrong on our side. It has been logged."),
-            status=500,
-        )
+        return _json_error(InternalError())
     from django.views.defaults import server_error
 
     return server_error(request)
@@ -187,7 +291,7 @@ def json_server_error(request: HttpRequest):
 
 def json_bad_request(request: HttpRequest, exception: Exception | None = None):
     if _wants_json(request):
-        return JsonResponse(error_body("bad_request", "Bad request."), status=400)
+        return _json_error(BadRequest())
     from django.views.defaults import bad_request
 
     return bad_request(request, exception)

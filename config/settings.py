@@ -201,8 +201,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 5.0,
         "options": {"expires": 10},
     },
-    "payments-delete-old-idempotency-records": {
-        "task": "payments.tasks.delete_old_idempotency_records",
+    "accounts-delete-old-idempotency-records": {
+        "task": "accounts.tasks.delete_old_idempotency_records",
         "schedule": 3600.0,
     },
     "accounts-clear-expired-sessions": {
@@ -292,7 +292,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "SeatStatusEnum": "concerts.models.SeatStatus",
-        "QueueStatusEnum": ["waiting", "admitted", "done", "expired"],
+        "QueueStatusEnum": "queueing.models.QueueState",
     },
     "SCHEMA_PATH_PREFIX": r"/api/v1",
 }

@@ -1,24 +1,14 @@
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from config.money import WonField
 from config.openapi import error_responses
 
 from . import services
-from .idempotency import HEADER, idempotent
 from .models import LedgerEntry, Payment, Wallet
-
-IDEMPOTENCY_PARAMETER = OpenApiParameter(
-    HEADER,
-    OpenApiTypes.UUID,
-    OpenApiParameter.HEADER,
-    required=False,
-    description="A fresh UUID per operation. Retrying with the same key returns the first "
-    "answer instead of moving money again (kept 24 hours).",
-)
 
 
 class WalletSerializer(serializers.Serializer):
@@ -101,17 +91,8 @@ class WalletView(APIView):
         return Response(WalletSerializer(wallet).data)  # a read creates nothing
 
 
-class WalletTransactionsView(generics.ListAPIView):
-    serializer_class = LedgerEntrySerializer
-
-    def get_queryset(self):
-        return (
-            LedgerEntry.objects.filter(wallet__user=self.request.user)
-            .select_related("payment")
-            .order_by("-id")
-        )
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
         operation_id="wallet_transactions",
         summary="My wallet ledger",
         description="Every charge, payment and refund, newest first. The balance is always "
@@ -123,8 +104,16 @@ class WalletTransactionsView(generics.ListAPIView):
         examples=[OpenApiExample("ledger", value=_ENTRY_EXAMPLE, response_only=True)],
         tags=["wallet"],
     )
-    def get(self, request, *args, **kwargs):
-        return super().get(request, *args, **kwargs)
+)
+class WalletTransactionsView(generics.ListAPIView):
+    serializer_class = LedgerEntrySerializer
+
+    def get_queryset(self):
+        return (
+            LedgerEntry.objects.filter(wallet__user=self.request.user)
+            .select_related("payment")
+            .order_by("-id")
+        )
 
 
 class WalletChargeView(APIView):
@@ -153,30 +142,22 @@ class WalletChargeView(APIView):
         ],
         tags=["wallet"],
     )
+    @idempotent
     def post(self, request):
         payload = ChargeRequestSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-
-        def charge() -> Response:
-            entry = services.wallet_charge(user=request.user, **payload.validated_data)
-            return Response(
-                {
-                    "transaction": LEDGER_ENTRY_ANSWER.to_representation(entry),
-                    "balance": entry.balance_after,
-                },
-                status=status.HTTP_201_CREATED,
-            )
-
-        return idempotent(request, charge)
+        entry = services.wallet_charge(user=request.user, **payload.validated_data)
+        return Response(
+            {
+                "transaction": LEDGER_ENTRY_ANSWER.to_representation(entry),
+                "balance": entry.balance_after,
+            },
+            status=status.HTTP_201_CREATED,
+        )
 
 
-class PaymentListView(generics.ListAPIView):
-    serializer_class = PaymentSerializer
-
-    def get_queryset(self):
-        return Payment.objects.filter(user=self.request.user).order_by("-id")
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
         operation_id="payments_list",
         summary="My payments",
         responses={
@@ -186,5 +167,42 @@ class PaymentListView(generics.ListAPIView):
         examples=[OpenApiExample("payments", value=_PAYMENT_EXAMPLE, response_only=True)],
         tags=["wallet"],
     )
-    def get(self, request, *args, **kwargs):
-        return super().get(request, *args, **kwargs)
+)
+class PaymentListView(generics.ListAPIView):
+    serializer_class = PaymentSerializer
+
+    def get_queryset(self):
+        return Payment.objects.filter(user=self.request.user).order_by("-id")
+
+
+class ReservationPaymentView(APIView):
+    @extend_schema(
+        operation_id="reservations_pay",
+        summary="Pay a hold from the wallet",
+        description="Debits the wallet once and confirms the reservation once, whatever the "
+        "retries: send an `Idempotency-Key` and a retry gets the first answer back. A hold "
+        "that ran out can still be paid while nobody has taken its seats.",
+        parameters=[IDEMPOTENCY_PARAMETER],
+        request=None,
+        responses={
+            201: PaymentSerializer,
+            **error_responses(
+                "validation_error",
+                "not_authenticated",
+                "insufficient_balance",
+                "not_found",
+                "reservation_not_payable",
+                "sales_closed",
+                "idempotency_in_progress",
+                "hold_expired",
+                "idempotency_key_reused",
+                "service_unavailable",
+            ),
+        },
+        examples=[OpenApiExample("paid", value=_PAYMENT_EXAMPLE, response_only=True)],
+        tags=["reservations"],
+    )
+    @idempotent
+    def post(self, request, reservation_id: int):
+        payment = services.payment_create(user=request.user, reservation_id=reservation_id)
+        return Response(PAYMENT_ANSWER.to_representation(payment), status=status.HTTP_201_CREATED)

@@ -98,28 +98,3 @@ class Payment(models.Model):
 
     def __str__(self) -> str:
         return f"Payment {self.id} of reservation {self.reservation_id}"
-
-
-class IdempotencyRecord(models.Model):
-    """The first answer to a money-moving request sent with an Idempotency-Key, so a retry
-    gets the same answer instead of moving the money twice. Kept 24 hours."""
-
-    # No database foreign key: inserting a claim would take a shared lock on the customer's
-    # row, which that customer's payment in progress holds exclusively, and two such requests
-    # could deadlock. The record lives 24 hours; the unique (user, key) index is what matters.
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
-    )
-    key = models.CharField(max_length=64)
-    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
-    completed = models.BooleanField(default=False)
-    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    response_body = models.JSONField(null=True, blank=True)
-    locked_at = models.DateTimeField(help_text="When the request holding the key started.")
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_once_per_user"),
-        ]
-        indexes = [models.Index(fields=["created_at"])]

@@ -7,28 +7,26 @@ of one wallet cannot lose an update.
 
 Lock order, everywhere: the customer's user row -> reservation row -> seat rows -> wallet
 row. (A hold takes the user row, then seats; a payment takes its reservation and the user row
-in one statement, then seats; the sweep takes reservations, then seats.)
+in one statement, then seats; the sweep takes reservations, then seats.) Seats change only
+through reservations/inventory.py.
 """
 
 import logging
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import User
-from concerts.models import Schedule, Seat, SeatStatus
-from concerts.selectors import seat_free_q
-from concerts.services import lock_seats_in_order, seat_maps_changed
+from concerts.selectors import schedule_get_cached
 from config.db import retry_on_lock_conflict
-from config.errors import NotFound
-from config.localcache import LocalCache
+from config.errors import NotFound, ValidationFailed
+from reservations import inventory
 from reservations.errors import HoldExpired, ReservationNotPayable, SalesClosed
 from reservations.models import Reservation, ReservationStatus
 
-from .errors import InsufficientBalance, InvalidFields, RefundNotPossible
-from .idempotency import service_atomic
+from .errors import InsufficientBalance, RefundNotPossible
 from .models import LedgerEntry, LedgerKind, Payment, PaymentStatus, Wallet
 
 logger = logging.getLogger(__name__)
@@ -90,8 +88,8 @@ def _wallet_move(
 def wallet_charge(*, user: User, amount: int) -> LedgerEntry:
     """Top up the wallet by `amount` won (1 to MAX_CHARGE_WON)."""
     if not 1 <= amount <= MAX_CHARGE_WON:
-        raise InvalidFields(details={"amount": [f"Charge between 1 and {MAX_CHARGE_WON:,} won."]})
-    with service_atomic():
+        raise ValidationFailed.on("amount", f"Charge between 1 and {MAX_CHARGE_WON:,} won.")
+    with transaction.atomic():
         return _wallet_move(user=user, amount=amount, kind=LedgerKind.CHARGE)
 
 
@@ -105,7 +103,7 @@ def payment_create(*, user: User, reservation_id: int, now: datetime | None = No
     went to someone else, the answer is 410 hold_expired and nothing is debited.
     """
     now = now or timezone.now()
-    with service_atomic():
+    with transaction.atomic():
         # One statement locks the reservation and the customer's own row (the join: MariaDB
         # has no FOR UPDATE OF, so it locks every joined row). The customer's row because the
         # Payment and ledger inserts below take a shared lock on it (foreign key checks), which
@@ -125,20 +123,14 @@ def payment_create(*, user: User, reservation_id: int, now: datetime | None = No
             raise HoldExpired(details={"reservation_id": reservation.id})
         if reservation.status != ReservationStatus.HELD:
             raise ReservationNotPayable(details={"status": reservation.status})
-        starts_at, concert_id = _schedule_start_and_concert(reservation.schedule_id)
-        if starts_at <= now:
+        schedule = schedule_get_cached(schedule_id=reservation.schedule_id, published_only=False)
+        if schedule.starts_at <= now:
             raise SalesClosed()
+        concert_id = schedule.concert_id
 
         # Seats first: if they are gone, "top up your wallet" would be the wrong advice.
         seat_ids = list(reservation.items.values_list("seat_id", flat=True))
-        lock_seats_in_order(seat_ids)
-        sold = (
-            Seat.objects.filter(id__in=seat_ids)
-            .filter(Q(reservation=reservation, status=SeatStatus.HELD) | seat_free_q(now))
-            .update(status=SeatStatus.SOLD, reservation=reservation, hold_expires_at=None)
-        )
-        if sold != len(seat_ids):  # raising rolls back the seats sold above
-            raise HoldExpired(details={"reservation_id": reservation.id})
+        inventory.seats_sell(reservation=reservation, seat_ids=seat_ids, now=now)
         payment = Payment.objects.create(
             reservation=reservation, user=user, amount=reservation.total_price
         )
@@ -150,21 +142,6 @@ def payment_create(*, user: User, reservation_id: int, now: datetime | None = No
         )
         transaction.on_commit(lambda: _release_queue_slot(concert_id=concert_id, user_id=user.id))
     return payment
-
-
-# A schedule's start and concert, reused by this process for LOCAL_CACHE_SECONDS
-# (config/localcache.py): every payment reads them, and they change rarely. The reservation,
-# its seats and the money are read and written in the payment's transaction.
-_schedule_starts = LocalCache()
-
-
-def _schedule_start_and_concert(schedule_id: int) -> tuple[datetime, int]:
-    return _schedule_starts.get(
-        schedule_id,
-        lambda: (
-            Schedule.objects.filter(id=schedule_id).values_list("starts_at", "concert_id").get()
-        ),
-    )
 
 
 def _release_queue_slot(*, concert_id: int, user_id: int) -> None:
@@ -189,10 +166,7 @@ def payment_refund(*, payment_id: int, operator: User) -> Payment:
         payment = Payment.objects.select_related("user").get(id=payment_id)
         if payment.status != PaymentStatus.COMPLETED:
             raise RefundNotPossible(details={"status": payment.status})
-        Seat.objects.filter(reservation=reservation, status=SeatStatus.SOLD).update(
-            status=SeatStatus.AVAILABLE, reservation=None
-        )
-        seat_maps_changed([reservation.schedule_id])
+        inventory.seats_give_back(reservation=reservation)
         _wallet_move(
             user=payment.user,
             amount=payment.amount,

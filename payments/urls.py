@@ -7,4 +7,9 @@ urlpatterns = [
     path("wallet/transactions", api.WalletTransactionsView.as_view(), name="wallet-transactions"),
     path("wallet/charges", api.WalletChargeView.as_view(), name="wallet-charges"),
     path("payments", api.PaymentListView.as_view(), name="payments"),
+    path(
+        "reservations/<int:reservation_id>/payment",
+        api.ReservationPaymentView.as_view(),
+        name="reservation-payment",
+    ),
 ]

@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from concerts.models import QUEUE_SETTINGS_FIELDS
 from concerts.services import catalog_changed
 
 from .models import ConcertQueue
@@ -29,18 +30,7 @@ class ConcertQueueAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["concert", "sale_opens_at", "state"]}),
         ("Now", {"fields": ["waiting", "admitted", "rate"]}),
-        (
-            "Admission",
-            {
-                "fields": [
-                    "queue_paused",
-                    "queue_max_active",
-                    "queue_admit_per_minute",
-                    "queue_admitted_minutes",
-                    "queue_abandon_after_seconds",
-                ]
-            },
-        ),
+        ("Admission", {"fields": QUEUE_SETTINGS_FIELDS}),
     ]
     readonly_fields = ["concert", "sale_opens_at", "state", "waiting", "admitted", "rate"]
 

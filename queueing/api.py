@@ -1,23 +1,21 @@
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from concerts.selectors import concert_get_cached
 from config.openapi import error_responses
 
 from . import services
-from .errors import QueueTokenInvalid
-from .selectors import QueueStatus, queue_concert_get, queue_status
-from .tokens import token_read
-
-QUEUE_TOKEN_HEADER = "X-Queue-Token"
+from .gate import QUEUE_TOKEN_PARAMETER, queue_token_of, queue_token_require
+from .models import QueueState
+from .selectors import QueueStatus, queue_status
 
 
 class QueueStatusSerializer(serializers.Serializer):
     concert_id = serializers.IntegerField()
     status = serializers.ChoiceField(
-        choices=["waiting", "admitted", "done", "expired"],
+        choices=QueueState.choices,
         help_text="waiting -> admitted -> done (paid or left) | expired.",
     )
     position = serializers.IntegerField(
@@ -50,10 +48,10 @@ def _datetime(value):
 def status_payload(concert_id: int, status: QueueStatus) -> dict:
     """The body of QueueStatusSerializer, built directly: every waiting customer polls it
     every few seconds, and the serializer machinery cost more than the Redis call."""
-    waiting = status.public_state == "waiting"
+    waiting = status.state == QueueState.WAITING
     return {
         "concert_id": concert_id,
-        "status": status.public_state,
+        "status": status.state,
         "position": status.position,
         "ahead": status.ahead,
         "eta_seconds": status.eta_seconds,
@@ -84,13 +82,6 @@ _ADMITTED_EXAMPLE = {
     "poll_after_seconds": 30,
 }
 _TOKEN = "1.9f86d081884c7d65.6b86b273ff34fce19d6b804eff5a3f57"
-QUEUE_TOKEN_PARAMETER = OpenApiParameter(
-    QUEUE_TOKEN_HEADER,
-    OpenApiTypes.STR,
-    OpenApiParameter.HEADER,
-    required=True,
-    description="The token from entering the concert's queue.",
-)
 
 
 class EnterQueueView(APIView):
@@ -126,10 +117,7 @@ class EnterQueueView(APIView):
 
 class QueueView(APIView):
     def _token(self, request):
-        token = token_read(request.headers.get(QUEUE_TOKEN_HEADER), user_id=request.user.id)
-        if token is None:
-            raise QueueTokenInvalid()
-        return token
+        return queue_token_require(queue_token_of(request), user_id=request.user.id)
 
     @extend_schema(
         operation_id="queue_status",
@@ -150,7 +138,7 @@ class QueueView(APIView):
     )
     def get(self, request):
         token = self._token(request)
-        concert = queue_concert_get(concert_id=token.concert_id)
+        concert = concert_get_cached(concert_id=token.concert_id)
         status_now = queue_status(concert=concert, user_id=request.user.id, nonce=token.nonce)
         return Response(status_payload(concert.id, status_now))
 

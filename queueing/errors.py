@@ -13,12 +13,14 @@ class QueueNotAdmitted(DomainError):
     status_code = status.HTTP_403_FORBIDDEN
     code = "queue_not_admitted"
     message = "You are still waiting in the queue."
+    example_details = {"position": 1532, "eta_seconds": 307}
 
 
 class QueueTokenExpired(DomainError):
     status_code = status.HTTP_410_GONE
     code = "queue_token_expired"
     message = "This queue entry has ended. Enter the queue again."
+    example_details = {"state": "expired"}
 
 
 class QueueClosed(DomainError):

@@ -7,34 +7,26 @@ from datetime import UTC, datetime
 from django.utils import timezone
 
 from concerts.models import Concert
-from config.errors import NotFound
-from config.localcache import LocalCache
 
-from .errors import QueueNotAdmitted, QueueTokenExpired, QueueTokenInvalid
+from .errors import QueueTokenInvalid
+from .models import EndReason, QueueState
 from .redis_queue import queue_redis, run_script, to_ms
-from .tokens import token_read
 
 
 @dataclass(frozen=True)
 class QueueStatus:
-    state: str  # waiting | admitted | expired | done | left | abandoned
+    state: QueueState
     position: int | None = None  # 1 = next in line; None before sales open
     eta_seconds: int | None = None
     admitted_until: datetime | None = None
     sale_opens_at: datetime | None = None
+    # Once ended: why, as the queue scripts recorded it (an EndReason, or "expired" for an
+    # admitted session that ran out).
+    ended_because: str | None = None
 
     @property
     def ahead(self) -> int | None:
         return None if self.position is None else self.position - 1
-
-    @property
-    def public_state(self) -> str:
-        """The state machine of the contract: waiting -> admitted -> done | expired."""
-        if self.state in ("waiting", "admitted", "done"):
-            return self.state
-        if self.state == "left":
-            return "done"
-        return "expired"
 
 
 def _eta_seconds(position: int, rate_per_second: float | None, concert: Concert) -> int | None:
@@ -49,23 +41,6 @@ def _eta_seconds(position: int, rate_per_second: float | None, concert: Concert)
     if rate_per_second <= 0:
         return None
     return math.ceil(position / rate_per_second)
-
-
-_published_concerts = LocalCache()
-
-
-def queue_concert_get(*, concert_id: int) -> Concert:
-    """A published concert's queue settings, for entering and polling. Reused by this
-    process for LOCAL_CACHE_SECONDS: every poll needs them, and they change rarely (the
-    admission tick reads them fresh). Not to be modified."""
-
-    def load() -> Concert:
-        concert = Concert.objects.filter(id=concert_id, is_published=True).first()
-        if concert is None:
-            raise NotFound("Concert not found.")
-        return concert
-
-    return _published_concerts.get(concert_id, load)
 
 
 def queue_status(
@@ -85,34 +60,21 @@ def status_from_reply(reply: list, *, concert: Concert, now: datetime) -> QueueS
         raise QueueTokenInvalid()
     opens = concert.sale_opens_at
     if kind == "ended":
-        return QueueStatus(state=reply[1].decode(), sale_opens_at=opens)
-    if kind == "admitted":
+        reason = reply[1].decode()
+        state = EndReason(reason).public_state if reason in EndReason else QueueState.EXPIRED
+        return QueueStatus(state=state, ended_because=reason, sale_opens_at=opens)
+    if kind == QueueState.ADMITTED:
         until = datetime.fromtimestamp(int(float(reply[1])) / 1000, tz=UTC)
-        return QueueStatus(state="admitted", admitted_until=until, sale_opens_at=opens)
+        return QueueStatus(state=QueueState.ADMITTED, admitted_until=until, sale_opens_at=opens)
     position, rate = int(reply[1]), float(reply[2]) if reply[2] else None
     before_opening = opens is None or opens > now
     return QueueStatus(
-        state="waiting",
+        state=QueueState.WAITING,
         # Before opening the order is not final for anyone, so no position is shown.
         position=None if before_opening else position,
         eta_seconds=None if before_opening else _eta_seconds(position, rate, concert),
         sale_opens_at=opens,
     )
-
-
-def queue_require_admitted(*, raw_token: str | None, user_id: int, concert: Concert) -> None:
-    """Gate: the customer holds an admitted token of this concert's queue. One Redis call."""
-    token = token_read(raw_token, user_id=user_id)
-    if token is None or token.concert_id != concert.id:
-        raise QueueTokenInvalid()
-    status = queue_status(concert=concert, user_id=user_id, nonce=token.nonce, touch=False)
-    if status.state == "admitted":
-        return
-    if status.state == "waiting":
-        raise QueueNotAdmitted(
-            details={"position": status.position, "eta_seconds": status.eta_seconds}
-        )
-    raise QueueTokenExpired(details={"state": status.public_state})
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,13 @@ from datetime import datetime
 from django.utils import timezone
 
 from concerts.models import Concert
+from concerts.selectors import concert_get_cached
 
 from . import scripts
 from .errors import QueueClosed, QueueTokenInvalid
+from .models import EndReason
 from .redis_queue import run_script, to_ms
-from .selectors import QueueStatus, queue_concert_get, status_from_reply
+from .selectors import QueueStatus, status_from_reply
 from .tokens import QueueToken, new_nonce, token_issue
 
 
@@ -32,7 +34,7 @@ def queue_enter(*, concert_id: int, user_id: int, now: datetime | None = None) -
     and nobody sees a position before then, so re-entering early gains nothing.
     """
     now = now or timezone.now()
-    concert = queue_concert_get(concert_id=concert_id)
+    concert = concert_get_cached(concert_id=concert_id)
     if concert.sale_opens_at is None:
         raise QueueClosed()
     pre_opening = now < concert.sale_opens_at
@@ -57,7 +59,7 @@ def queue_enter(*, concert_id: int, user_id: int, now: datetime | None = None) -
 
 def queue_leave(*, token: QueueToken, user_id: int) -> None:
     """The customer leaves the queue; an admitted customer's slot frees at once."""
-    reply = run_script("END", token.concert_id, [user_id, token.nonce, "left"])
+    reply = run_script("END", token.concert_id, [user_id, token.nonce, EndReason.LEFT])
     if reply[0] == b"invalid":
         raise QueueTokenInvalid()
 
@@ -66,7 +68,7 @@ def queue_release(*, concert_id: int, user_id: int) -> None:
     """The customer is done (paid): their admitted slot goes to the next in line.
 
     Call after the payment commits (transaction.on_commit)."""
-    run_script("END", concert_id, [user_id, "", "done"])
+    run_script("END", concert_id, [user_id, "", EndReason.DONE])
 
 
 def queue_set_paused(*, concert_ids: Sequence[int], paused: bool) -> int:

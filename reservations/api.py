@@ -1,17 +1,14 @@
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.openapi import error_responses
-from payments.api import IDEMPOTENCY_PARAMETER, PAYMENT_ANSWER, PaymentSerializer
-from payments.idempotency import idempotent
-from payments.services import payment_create
-from queueing.api import QUEUE_TOKEN_HEADER, QUEUE_TOKEN_PARAMETER
+from queueing.gate import QUEUE_TOKEN_PARAMETER, queue_token_of
 
 from . import selectors, services
-from .models import Reservation
+from .models import MAX_SEATS_PER_CUSTOMER_AND_SCHEDULE, Reservation
 
 
 class HoldRequestSerializer(serializers.Serializer):
@@ -19,8 +16,8 @@ class HoldRequestSerializer(serializers.Serializer):
     seat_ids = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=2**62),
         min_length=1,
-        max_length=services.MAX_SEATS_PER_CUSTOMER_AND_SCHEDULE,
-        help_text="1 to 4 different seats of the schedule.",
+        max_length=MAX_SEATS_PER_CUSTOMER_AND_SCHEDULE,
+        help_text=f"1 to {MAX_SEATS_PER_CUSTOMER_AND_SCHEDULE} different seats of the schedule.",
     )
 
     def validate_seat_ids(self, seat_ids: list[int]) -> list[int]:
@@ -51,7 +48,7 @@ class ReservationSerializer(serializers.ModelSerializer):
         "hold past `expires_at` reads `expired` at once."
     )
     schedule = ReservationScheduleSerializer()
-    seats = ReservationSeatSerializer(source="items", many=True)
+    seats = ReservationSeatSerializer(source="seat_items", many=True)
 
     class Meta:
         model = Reservation
@@ -84,16 +81,9 @@ _RESERVATION_EXAMPLE = {
     "created_at": "2026-12-01T20:04:30+09:00",
 }
 
-RESERVATION_ID = OpenApiParameter("reservation_id", int, OpenApiParameter.PATH)
 
-
-class ReservationListView(generics.ListAPIView):
-    serializer_class = ReservationSerializer
-
-    def get_queryset(self):
-        return selectors.reservation_list_for_user(user_id=self.request.user.id)
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
         operation_id="reservations_list",
         summary="My reservations",
         responses={
@@ -103,8 +93,12 @@ class ReservationListView(generics.ListAPIView):
         examples=[OpenApiExample("reservations", value=_RESERVATION_EXAMPLE, response_only=True)],
         tags=["reservations"],
     )
-    def get(self, request, *args, **kwargs):
-        return super().get(request, *args, **kwargs)
+)
+class ReservationListView(generics.ListAPIView):
+    serializer_class = ReservationSerializer
+
+    def get_queryset(self):
+        return selectors.reservation_list_for_user(user_id=self.request.user.id)
 
     @extend_schema(
         operation_id="reservations_hold",
@@ -143,7 +137,7 @@ class ReservationListView(generics.ListAPIView):
         payload.is_valid(raise_exception=True)
         reservation = services.reservation_hold(  # with everything the answer shows
             user=request.user,
-            queue_token=request.headers.get(QUEUE_TOKEN_HEADER),
+            queue_token=queue_token_of(request),
             **payload.validated_data,
         )
         return Response(
@@ -182,53 +176,3 @@ class ReservationDetailView(APIView):
     def delete(self, request, reservation_id: int):
         services.reservation_cancel(user=request.user, reservation_id=reservation_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-class ReservationPaymentView(APIView):
-    @extend_schema(
-        operation_id="reservations_pay",
-        summary="Pay a hold from the wallet",
-        description="Debits the wallet once and confirms the reservation once, whatever the "
-        "retries: send an `Idempotency-Key` and a retry gets the first answer back. A hold "
-        "that ran out can still be paid while nobody has taken its seats.",
-        parameters=[IDEMPOTENCY_PARAMETER],
-        request=None,
-        responses={
-            201: PaymentSerializer,
-            **error_responses(
-                "validation_error",
-                "not_authenticated",
-                "insufficient_balance",
-                "not_found",
-                "reservation_not_payable",
-                "sales_closed",
-                "idempotency_in_progress",
-                "hold_expired",
-                "idempotency_key_reused",
-                "service_unavailable",
-            ),
-        },
-        examples=[
-            OpenApiExample(
-                "paid",
-                value={
-                    "id": 99,
-                    "reservation_id": 314,
-                    "amount": 330000,
-                    "status": "completed",
-                    "created_at": "2026-12-01T20:06:02+09:00",
-                    "refunded_at": None,
-                },
-                response_only=True,
-            )
-        ],
-        tags=["reservations"],
-    )
-    def post(self, request, reservation_id: int):
-        def pay() -> Response:
-            payment = payment_create(user=request.user, reservation_id=reservation_id)
-            return Response(
-                PAYMENT_ANSWER.to_representation(payment), status=status.HTTP_201_CREATED
-            )
-
-        return idempotent(request, pay)

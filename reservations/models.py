@@ -2,6 +2,9 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+# Seats a customer may hold at once of one performance, and so the most one reservation covers.
+MAX_SEATS_PER_CUSTOMER_AND_SCHEDULE = 4
+
 
 class ReservationStatus(models.TextChoices):
     HELD = "held", "Held"

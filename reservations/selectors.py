@@ -19,7 +19,13 @@ def reservation_list_for_user(*, user_id: int) -> QuerySet[Reservation]:
         Reservation.objects.filter(user_id=user_id)
         .select_related("schedule__concert")
         .prefetch_related(
-            Prefetch("items", queryset=ReservationSeat.objects.select_related("seat"))
+            # A plain list in `seat_items`; a service that has the rows in hand (a hold) sets
+            # the same attribute, and the serializer reads only that.
+            Prefetch(
+                "items",
+                queryset=ReservationSeat.objects.select_related("seat"),
+                to_attr="seat_items",
+            )
         )
         .order_by("-id")
     )
@@ -31,16 +37,4 @@ def reservation_get_for_user(*, user_id: int, reservation_id: int) -> Reservatio
     reservation = reservation_list_for_user(user_id=user_id).filter(id=reservation_id).first()
     if reservation is None:
         raise NotFound("Reservation not found.")
-    return reservation
-
-
-def reservation_with_items(reservation: Reservation, items: list[ReservationSeat]) -> Reservation:
-    """`reservation` as reservation_get_for_user returns it, its items (with their seats)
-    prefetched, built from rows a service already has in hand: the answer to a hold needs no
-    reading back. Django's own prefetch stores a queryset with its result cache filled the
-    same way."""
-    prefetched = reservation.items.all()  # lazy: no query
-    prefetched._result_cache = items
-    prefetched._prefetch_done = True
-    reservation._prefetched_objects_cache = {"items": prefetched}
     return reservation

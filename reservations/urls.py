@@ -9,9 +9,4 @@ urlpatterns = [
         api.ReservationDetailView.as_view(),
         name="reservation-detail",
     ),
-    path(
-        "reservations/<int:reservation_id>/payment",
-        api.ReservationPaymentView.as_view(),
-        name="reservation-payment",
-    ),
 ]

@@ -7,9 +7,11 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from accounts.models import IdempotencyRecord
+from concerts.errors import SeatMapInvalid
 from concerts.models import Seat, SeatStatus
-from concerts.services import SeatBlock, SeatMapInvalid, seat_map_generate
-from payments.models import IdempotencyRecord, LedgerEntry, Wallet
+from concerts.services import SeatBlock, seat_map_generate
+from payments.models import LedgerEntry, Wallet
 from payments.services import wallet_charge
 from queueing.selectors import queue_status
 from queueing.services import queue_admit_tick, queue_enter, queue_release
@@ -180,8 +182,8 @@ def test_a_stuck_request_whose_claim_was_taken_over_does_no_work(customer, custo
 
     from rest_framework.response import Response
 
-    from payments.errors import IdempotencyInProgress
-    from payments.idempotency import _work_and_record
+    from config.errors import IdempotencyInProgress
+    from config.idempotency import _work_and_record
 
     key = str(uuid.uuid4())
     body = "POST /api/v1/wallet/charges\n" + '{"amount":1000}'

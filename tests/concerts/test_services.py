@@ -4,8 +4,9 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from concerts.errors import SeatMapInvalid
 from concerts.models import Schedule, Seat, SeatStatus
-from concerts.services import SeatBlock, SeatMapInvalid, seat_map_generate
+from concerts.services import SeatBlock, seat_map_generate
 from tests.concerts.factories import ConcertFactory, ScheduleFactory, SeatFactory
 
 pytestmark = pytest.mark.django_db

@@ -4,7 +4,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from payments.models import IdempotencyRecord, LedgerEntry, Wallet
+from accounts.models import IdempotencyRecord
+from payments.models import LedgerEntry, Wallet
 from payments.services import MAX_CHARGE_WON
 from tests.accounts.factories import UserFactory
 from tests.conftest import client_for
@@ -134,7 +135,7 @@ def test_a_failed_request_does_not_burn_its_key(admit, customer, customer_client
 
 
 def test_old_keys_are_deleted_by_the_housekeeping_task(customer_client):
-    from payments.tasks import delete_old_idempotency_records
+    from accounts.tasks import delete_old_idempotency_records
 
     charge(customer_client, 1_000, str(uuid.uuid4()))
     charge(customer_client, 1_000, str(uuid.uuid4()))

@@ -6,9 +6,10 @@ import pytest
 from django.utils import timezone
 from rest_framework.response import Response
 
-from payments.errors import IdempotencyInProgress
-from payments.idempotency import _work_and_record
-from payments.models import IdempotencyRecord, LedgerEntry, Wallet
+from accounts.models import IdempotencyRecord
+from config.errors import IdempotencyInProgress
+from config.idempotency import _work_and_record
+from payments.models import LedgerEntry, Wallet
 from payments.services import wallet_charge
 
 pytestmark = pytest.mark.django_db

@@ -26,16 +26,17 @@ class ReservationSeatFactory(factory.django.DjangoModelFactory):
     price = 110_000
 
 
-def held_reservation(*, user, seat_prices=(110_000,)) -> Reservation:
-    """A live hold of `user` on fresh seats at these prices, as reservation_hold leaves it."""
+def held_reservation(*, user, seat_prices=(110_000,), schedule=None) -> Reservation:
+    """A live hold of `user` on fresh seats at these prices, as reservation_hold leaves it;
+    on `schedule`, or a new one."""
     from concerts.models import SeatStatus
     from tests.concerts.factories import SeatFactory
 
-    reservation = ReservationFactory(user=user, total_price=sum(seat_prices))
-    for number, price in enumerate(seat_prices, start=1):
+    schedule = schedule or ScheduleFactory()
+    reservation = ReservationFactory(user=user, schedule=schedule, total_price=sum(seat_prices))
+    for price in seat_prices:
         seat = SeatFactory(
             schedule=reservation.schedule,
-            number=number,
             status=SeatStatus.HELD,
             hold_expires_at=reservation.expires_at,
             reservation=reservation,

@@ -1,12 +1,17 @@
-"""Idempotency-Key for requests that move money (charges, payments).
+"""Idempotency-Key for write views: `@idempotent` on an APIView method.
+
+A client that sends `Idempotency-Key: <uuid>` with a write gets the first answer back on every
+retry, and the work is done once. How:
 
 1. The key is claimed in a short transaction of its own: a row (customer, key) under a unique
    constraint. A second request with the key finds the row: a different request -> 422; the
    first still running -> 409 with Retry-After; the first finished -> its answer replayed.
-2. The work and the row's "completed, here is the answer" commit in one transaction, so the
-   record can never claim an answer whose writes were rolled back, nor the reverse.
+2. The view's work (its service, with the service's own transaction nested as a savepoint)
+   and the row's "completed, here is the answer" commit in one transaction, so the record
+   can never claim an answer whose writes were rolled back, nor the reverse.
 3. If the work fails with an error, the claim is dropped: the customer can fix the cause
    (charge the wallet, say) and retry with the same key.
+
 A claim older than STALE_AFTER is taken over: its request died, or is still stuck. To make
 the takeover safe against the second case, the work transaction records its answer only if
 the claim is still as it was claimed (same locked_at), and rolls everything back otherwise:
@@ -15,42 +20,66 @@ records first, the takeover's UPDATE waits for that row and then finds the claim
 (409). Checking at the end rather than locking the claim first saves a query on every
 request; a stuck request's work only runs to be undone, and meanwhile holds the rows the
 takeover's work waits for.
+
+The view method must answer a DRF Response whose data is JSON (it is stored and replayed).
 """
 
+import functools
 import hashlib
 import json
 import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
-from contextvars import ContextVar
 from datetime import timedelta
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
-from rest_framework.exceptions import ValidationError
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.db import retry_on_lock_conflict
+from accounts.models import IdempotencyRecord
 
-from .errors import IdempotencyInProgress, IdempotencyKeyReused
-from .models import IdempotencyRecord
+from .db import retry_on_lock_conflict
+from .errors import IdempotencyInProgress, IdempotencyKeyReused, ValidationFailed
 
 HEADER = "Idempotency-Key"
 KEEP_FOR = timedelta(hours=24)
 STALE_AFTER = timedelta(seconds=30)
 
-# True while idempotent() runs its work transaction (see service_atomic).
-_in_work_transaction: ContextVar[bool] = ContextVar("in_idempotent_work", default=False)
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    HEADER,
+    OpenApiTypes.UUID,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="A fresh UUID per operation. Retrying with the same key returns the first "
+    "answer instead of doing the work again (kept 24 hours).",
+)
 
 
-def service_atomic() -> transaction.Atomic:
-    """transaction.atomic() for the services that idempotent() wraps (charges, payments).
+def idempotent(view_method: Callable[..., Response]) -> Callable[..., Response]:
+    """Answer the decorated APIView method once per Idempotency-Key and customer; without
+    the header, just answer it."""
 
-    Inside idempotent()'s work transaction an error rolls the whole transaction back, so the
-    savepoint a nested atomic() would set (SAVEPOINT and RELEASE: two round trips for nothing)
-    is skipped. Anywhere else (a test, an admin action, a task) it is a plain atomic()."""
-    return transaction.atomic(savepoint=not _in_work_transaction.get())
+    @functools.wraps(view_method)
+    def answer_once(view, request: Request, *args, **kwargs) -> Response:
+        def work() -> Response:
+            return view_method(view, request, *args, **kwargs)
+
+        key = _key(request)
+        if key is None:
+            return work()
+        claimed = _claim(user_id=request.user.id, key=key, fingerprint=_fingerprint(request))
+        if isinstance(claimed, Response):
+            return claimed
+        try:
+            return _work_and_record(claimed, work)
+        except Exception:
+            _drop_claim(claimed)
+            raise
+
+    return answer_once
 
 
 def _fingerprint(request: Request) -> str:
@@ -65,8 +94,8 @@ def _key(request: Request) -> str | None:
     try:
         return str(uuid.UUID(raw.strip()))
     except ValueError:
-        raise ValidationError(
-            {HEADER: ["Must be a UUID, e.g. a fresh uuid4 per operation."]}
+        raise ValidationFailed.on(
+            HEADER, "Must be a UUID, e.g. a fresh uuid4 per operation."
         ) from None
 
 
@@ -117,21 +146,6 @@ def _claim_once(*, user_id: int, key: str, fingerprint: str) -> IdempotencyRecor
     return record
 
 
-def idempotent(request: Request, work: Callable[[], Response]) -> Response:
-    """Answer `work()` once per Idempotency-Key; without the header, just answer it."""
-    key = _key(request)
-    if key is None:
-        return work()
-    claimed = _claim(user_id=request.user.id, key=key, fingerprint=_fingerprint(request))
-    if isinstance(claimed, Response):
-        return claimed
-    try:
-        return _work_and_record(claimed, work)
-    except Exception:
-        _drop_claim(claimed)
-        raise
-
-
 @retry_on_lock_conflict()
 def _drop_claim(record: IdempotencyRecord) -> None:
     # Only our own claim: a takeover's claim (newer locked_at) is not ours to drop.
@@ -143,11 +157,7 @@ def _drop_claim(record: IdempotencyRecord) -> None:
 @retry_on_lock_conflict()
 def _work_and_record(record: IdempotencyRecord, work: Callable[[], Response]) -> Response:
     with transaction.atomic():
-        inside = _in_work_transaction.set(True)
-        try:
-            response = work()
-        finally:
-            _in_work_transaction.reset(inside)
+        response = work()
         # Only while the claim is still ours, as claimed (same locked_at): if it was taken
         # over meanwhile, nothing of this transaction commits, and the other request answers.
         recorded = IdempotencyRecord.objects.filter(

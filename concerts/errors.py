@@ -1,0 +1,8 @@
+from config.errors import DomainError
+
+
+class SeatMapInvalid(DomainError):
+    """An operator's seat-map edit that cannot be done (admin only; not an API answer)."""
+
+    code = "seat_map_invalid"
+    message = "The seat map cannot be generated."

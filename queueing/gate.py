@@ -1,0 +1,54 @@
+"""The queue gate: what a queue-gated call (seat map, hold) asks of the waiting room.
+
+One module for the header's name, its OpenAPI parameter and the check, so every API that is
+gated (concerts' seat map, reservations' holds) and the queue's own API use the same ones.
+"""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
+
+from concerts.models import Concert
+
+from .errors import QueueNotAdmitted, QueueTokenExpired, QueueTokenInvalid
+from .models import QueueState
+from .selectors import queue_status
+from .tokens import QueueToken, token_read
+
+QUEUE_TOKEN_HEADER = "X-Queue-Token"
+
+QUEUE_TOKEN_PARAMETER = OpenApiParameter(
+    QUEUE_TOKEN_HEADER,
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=True,
+    description="The token from entering the concert's queue.",
+)
+
+
+def queue_token_of(request) -> str | None:
+    """The raw X-Queue-Token a request sent, if any."""
+    return request.headers.get(QUEUE_TOKEN_HEADER)
+
+
+def queue_token_require(raw_token: str | None, *, user_id: int) -> QueueToken:
+    """The token, if well-formed and issued to this customer; refused before Redis is asked:
+    its MAC binds it to the customer, the concert and the entry."""
+    token = token_read(raw_token, user_id=user_id)
+    if token is None:
+        raise QueueTokenInvalid()
+    return token
+
+
+def queue_require_admitted(*, raw_token: str | None, user_id: int, concert: Concert) -> None:
+    """The customer holds an admitted token of this concert's queue. One Redis call."""
+    token = queue_token_require(raw_token, user_id=user_id)
+    if token.concert_id != concert.id:
+        raise QueueTokenInvalid()
+    status = queue_status(concert=concert, user_id=user_id, nonce=token.nonce, touch=False)
+    if status.state == QueueState.ADMITTED:
+        return
+    if status.state == QueueState.WAITING:
+        raise QueueNotAdmitted(
+            details={"position": status.position, "eta_seconds": status.eta_seconds}
+        )
+    raise QueueTokenExpired(details={"state": status.state})

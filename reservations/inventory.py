@@ -1,0 +1,151 @@
+"""Seat inventory: the one place where a seat's sale state changes.
+
+A seat's sale state is three columns: `status`, `reservation` (who holds or owns it) and
+`hold_expires_at`. Nothing outside this module writes them (an operator's price or grade edit
+of an available seat is a catalog change, in concerts.services). Each transition is one
+function built on one conditional UPDATE whose WHERE clause is the rule it enforces, so the
+database, not a Redis lock or a read made a moment earlier, decides who gets a seat:
+
+    hold     available (or held by a lapsed hold)  -> held by a reservation, until an instant
+    release  held by these reservations            -> available
+    sell     held by this reservation, or free     -> sold to it
+    give_back sold to this reservation              -> available (a refund)
+
+Locking: a transaction that changes several seats first locks their rows in ascending id
+order (`seats_lock`), so two such transactions wait for each other instead of deadlocking,
+whichever index the optimizer picks for the UPDATE that follows. The lock order across the
+system is: the customer's user row -> reservation row -> seat rows -> wallet row.
+
+Every function that locks seats also retires the cached seat maps of their schedules when the
+transaction commits (concerts/cache.py).
+"""
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import NamedTuple
+
+from django.db import connection
+from django.db.models import Q
+
+from concerts.models import Seat, SeatStatus
+from concerts.selectors import seat_effective_status, seat_free_q
+from concerts.services import seat_maps_changed
+from config.errors import ValidationFailed
+
+from .errors import HoldExpired, SeatsUnavailable
+from .models import Reservation
+
+# The seat columns a hold reads under the lock: their state, and what the answer shows.
+SEAT_FIELDS = (
+    "id",
+    "schedule",
+    "section",
+    "row",
+    "number",
+    "grade",
+    "price",
+    "status",
+    "hold_expires_at",
+)
+
+
+class SeatState(NamedTuple):
+    status: str
+    hold_expires_at: datetime | None
+    price: int
+
+
+def seats_first_look(*, schedule_id: int, seat_ids: Sequence[int]) -> dict[int, SeatState]:
+    """The wanted seats of a schedule as they are now, read without a lock. Good enough to
+    refuse a seat that is taken; a seat that looks free must be checked again under its lock."""
+    rows = Seat.objects.filter(id__in=seat_ids, schedule_id=schedule_id).values_list(
+        "id", "status", "hold_expires_at", "price"
+    )
+    return {seat_id: SeatState(*state) for seat_id, *state in rows}
+
+
+def seats_lock(*, seat_ids: Iterable[int], schedule_id: int | None = None) -> list[Seat]:
+    """Lock these seat rows in ascending id order, and read them (SEAT_FIELDS) in the same
+    statement. Only inside a transaction: a lock outside one would end at once.
+
+    The schedules' cached seat maps are retired when the transaction commits, whatever it
+    then does to the seats."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("seats_lock() needs a transaction: the locks last until it ends.")
+    locked = Seat.objects.select_for_update().filter(id__in=list(seat_ids))
+    if schedule_id is not None:
+        locked = locked.filter(schedule_id=schedule_id)
+    seats = list(locked.order_by("id").only(*SEAT_FIELDS))
+    seat_maps_changed(seat.schedule_id for seat in seats)
+    return seats
+
+
+def raise_unless_free(seat_ids: Sequence[int], seats: dict[int, SeatState], now: datetime) -> None:
+    """Refuse unless every wanted seat is a seat of the schedule (`seats`: those found) and
+    free at `now`: available, or held by a hold that has run out."""
+    unknown = [seat_id for seat_id in seat_ids if seat_id not in seats]
+    if unknown:
+        raise ValidationFailed.on("seat_ids", f"Not seats of this schedule: {unknown}.")
+    taken = [
+        seat_id
+        for seat_id in seat_ids
+        if seat_effective_status(seats[seat_id].status, seats[seat_id].hold_expires_at, now)
+        != SeatStatus.AVAILABLE
+    ]
+    if taken:
+        raise SeatsUnavailable(details={"seat_ids": taken})
+
+
+def seat_states(seats: Iterable[Seat]) -> dict[int, SeatState]:
+    return {seat.id: SeatState(seat.status, seat.hold_expires_at, seat.price) for seat in seats}
+
+
+def seats_hold(
+    *,
+    reservation: Reservation,
+    seat_ids: Sequence[int],
+    expires_at: datetime,
+    now: datetime,
+) -> None:
+    """Take these seats of the reservation's schedule for it until `expires_at`: all or none.
+    Call with the seats locked (seats_lock) and checked free; the UPDATE checks again."""
+    claimed = (
+        Seat.objects.filter(id__in=seat_ids, schedule_id=reservation.schedule_id)
+        .filter(seat_free_q(now))
+        .update(status=SeatStatus.HELD, reservation=reservation, hold_expires_at=expires_at)
+    )
+    if claimed != len(seat_ids):  # raising rolls back the seats claimed above
+        raise SeatsUnavailable(details={"seat_ids": list(seat_ids)})
+
+
+def seats_release(*, reservation_ids: Sequence[int]) -> int:
+    """Seats still held by these reservations go back on sale. Returns how many.
+
+    Seats another hold already took over (after these ran out) are not touched: the
+    condition names the holder."""
+    held = Seat.objects.filter(reservation_id__in=reservation_ids, status=SeatStatus.HELD)
+    seats_lock(seat_ids=held.order_by().values_list("id", flat=True))
+    return held.update(status=SeatStatus.AVAILABLE, reservation=None, hold_expires_at=None)
+
+
+def seats_sell(*, reservation: Reservation, seat_ids: Sequence[int], now: datetime) -> None:
+    """Sell these seats to the reservation: each must still be held by it, or be free again
+    (its hold ran out and nobody took the seat since). All or none: when a seat went to
+    someone else, HoldExpired, and the transaction rolls back what was sold. Locks the seats
+    first."""
+    seats_lock(seat_ids=seat_ids)
+    sold = (
+        Seat.objects.filter(id__in=seat_ids)
+        .filter(Q(reservation=reservation, status=SeatStatus.HELD) | seat_free_q(now))
+        .update(status=SeatStatus.SOLD, reservation=reservation, hold_expires_at=None)
+    )
+    if sold != len(seat_ids):
+        raise HoldExpired(details={"reservation_id": reservation.id})
+
+
+def seats_give_back(*, reservation: Reservation) -> int:
+    """The seats sold to this reservation go back on sale (an operator's refund). Returns how
+    many. Locks them first."""
+    sold = Seat.objects.filter(reservation=reservation, status=SeatStatus.SOLD)
+    seats_lock(seat_ids=sold.order_by().values_list("id", flat=True))
+    return sold.update(status=SeatStatus.AVAILABLE, reservation=None)
