@@ -7,12 +7,15 @@ is a fresh timestamp rather than a counter, so an evicted token can never come b
 old value and revive stale pages.
 """
 
+import math
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 
 from .models import SeatStatus
@@ -56,40 +59,49 @@ def _seat_map_keys(schedule_id: int) -> tuple[str, str]:
     return f"seatmap:{{{schedule_id}}}:version", f"seatmap:{{{schedule_id}}}:body"
 
 
-def seat_map_cached(schedule_id: int, build: Callable[[], tuple[bytes, float]]) -> bytes:
-    """The seat map body of a schedule. build() returns (JSON bytes, seconds it stays true:
-    until the first hold in it runs out)."""
+def seat_map_cached(
+    schedule_id: int, build: Callable[[], tuple[bytes, datetime | None]], *, now: datetime
+) -> bytes:
+    """The seat map body of a schedule. build() returns (JSON bytes, the instant it stops
+    being true without a write: when the first hold in it runs out; None: never). A body is
+    served only before that instant, by the clock of the reader (`now`), so a hold shows free
+    the moment it runs out whatever Redis's own expiry of the key."""
     version_key, body_key = _seat_map_keys(schedule_id)
     found = cache.get_many([version_key, body_key])
     version, cached = found.get(version_key), found.get(body_key)
     if version is None:
         cache.add(version_key, time.time_ns(), timeout=None)
         version = cache.get(version_key)
-    elif cached is not None and cached[0] == version:
-        return cached[1]
-    body, true_for = build()
-    timeout = int(min(settings.SEAT_MAP_CACHE_SECONDS, true_for))
+    elif cached is not None:
+        built_under, true_until, body = cached
+        if built_under == version and (true_until is None or now < true_until):
+            return body
+    body, true_until = build()
+    timeout = settings.SEAT_MAP_CACHE_SECONDS
+    if true_until is not None:
+        timeout = min(timeout, math.ceil((true_until - now).total_seconds()))
     if version is not None and timeout > 0:
-        cache.set(body_key, (version, body), timeout=timeout)
+        cache.set(body_key, (version, true_until, body), timeout=timeout)
     return body
 
 
 _JSON = JSONRenderer()
 
 
-def seat_map_json(schedule_id: int, *, schedule_part: dict) -> bytes:
+def seat_map_json(schedule_id: int, *, schedule_part: dict, now: datetime | None = None) -> bytes:
     """The seat map answer: `{"schedule": schedule_part, "available_seats", "total_seats",
-    "seats"}` as JSON bytes. Everything after the schedule is rendered once per change of
-    the seats and shared by every buyer (seat_map_cached); the small schedule part, which
-    changes with the catalog, not with the seats, is put in front of it per request."""
+    "seats"}` as JSON bytes, as of `now`. Everything after the schedule is rendered once per
+    change of the seats and shared by every buyer (seat_map_cached); the small schedule part,
+    which changes with the catalog, not with the seats, is put in front of it per request."""
+    now = now or timezone.now()
 
-    def build() -> tuple[bytes, float]:
-        seats, true_for = seat_map_build(schedule_id=schedule_id)
+    def build() -> tuple[bytes, datetime | None]:
+        seats, true_until = seat_map_build(schedule_id=schedule_id, now=now)
         available = sum(seat["status"] == SeatStatus.AVAILABLE for seat in seats)
         rest = {"available_seats": available, "total_seats": len(seats), "seats": seats}
-        return _JSON.render(rest), true_for
+        return _JSON.render(rest), true_until
 
-    seats_part = seat_map_cached(schedule_id, build)  # b'{"available_seats":...}'
+    seats_part = seat_map_cached(schedule_id, build, now=now)  # b'{"available_seats":...}'
     return b'{"schedule":' + _JSON.render(schedule_part) + b"," + seats_part[1:]
 
 

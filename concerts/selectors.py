@@ -100,15 +100,17 @@ def schedule_get_cached(*, schedule_id: int, published_only: bool = True) -> Sch
     return schedule
 
 
-def seat_map_build(*, schedule_id: int) -> tuple[list[dict], float]:
-    """All seats of a schedule as plain dicts, each with its status as of now, and for how
-    many seconds that stays true without a write: until the first of its holds runs out
-    (lazy expiry), infinity when none is held.
+def seat_map_build(
+    *, schedule_id: int, now: datetime | None = None
+) -> tuple[list[dict], datetime | None]:
+    """All seats of a schedule as plain dicts, each with its status as of `now`, and until
+    when that stays true without a write: when the first of its holds runs out (lazy
+    expiry); None when nothing is held.
 
     Built from values_list() rather than model instances and serializers: a seat map has up
     to thousands of seats and is read by every admitted buyer.
     """
-    now = timezone.now()
+    now = now or timezone.now()
     rows = Seat.objects.filter(schedule_id=schedule_id).values_list(
         "id", "section", "row", "number", "grade", "price", "status", "hold_expires_at"
     )
@@ -128,5 +130,4 @@ def seat_map_build(*, schedule_id: int) -> tuple[list[dict], float]:
                 "status": status,
             }
         )
-    true_for = float("inf") if first_expiry is None else (first_expiry - now).total_seconds()
-    return seats, true_for
+    return seats, first_expiry

@@ -1,4 +1,7 @@
+import re
+import traceback
 import uuid
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -74,6 +77,43 @@ def fresh_local_caches():
     LocalCache.clear_all()
     yield
     LocalCache.clear_all()
+
+
+# An UPDATE of a seat's sale state: the SET part names status, reservation_id or
+# hold_expires_at (quoted the MySQL or the SQLite way).
+_SEAT_STATE_UPDATE = re.compile(
+    r"^UPDATE [`\"]concerts_seat[`\"] SET (?:(?! WHERE ).)*[`\"]"
+    r"(?:status|reservation_id|hold_expires_at)[`\"] =",
+    re.DOTALL,
+)
+_INVENTORY = str(Path(__file__).resolve().parents[1] / "reservations" / "inventory.py")
+_TESTS = str(Path(__file__).resolve().parent)
+
+
+@pytest.fixture(autouse=True)
+def seat_state_changes_only_through_the_inventory():
+    """Throughout the suite: every UPDATE of a seat's sale state comes from
+    reservations/inventory.py (or a test arranging its data), never from another module."""
+    from django.db import connection
+
+    def check(execute, sql, params, many, context):
+        if _SEAT_STATE_UPDATE.match(sql):
+            writer = _innermost_project_frame()
+            assert writer == _INVENTORY or writer.startswith(_TESTS), (
+                f"A seat's sale state written by {writer}, not reservations/inventory.py:\n{sql}"
+            )
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(check):
+        yield
+
+
+def _innermost_project_frame() -> str:
+    """The file of our code (not Django's, not this fixture's) nearest the current call."""
+    for frame in reversed(traceback.extract_stack()):
+        if "site-packages" not in frame.filename and frame.filename != __file__:
+            return frame.filename
+    return ""
 
 
 @pytest.fixture

@@ -175,3 +175,25 @@ def test_a_connection_the_server_dropped_is_replaced(customer, health_checks):
         assert first.json()["error"]["code"] == "service_unavailable"
         assert "Retry-After" in first
     assert second.status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/v1/concerts", "/api/v1/reservations"])
+def test_an_unexpected_error_on_a_real_route_is_a_json_500(
+    path, customer_client, monkeypatch, caplog
+):
+    """Through the project's own URLconf (handler500), not a test one."""
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("concerts.selectors.concert_list", broken)
+    monkeypatch.setattr("reservations.selectors.reservation_list_for_user", broken)
+    customer_client.raise_request_exception = False
+
+    response = customer_client.get(path)
+
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "internal_error"
+    assert "a bug" not in response.content.decode()

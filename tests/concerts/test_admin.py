@@ -1,9 +1,12 @@
 import re
 
 import pytest
+from django.test import Client
 
-from concerts.models import Concert, Schedule, Seat
+from concerts.models import Concert, Schedule, Seat, SeatStatus
+from tests.accounts.factories import OperatorFactory
 from tests.concerts.factories import ScheduleFactory, SeatFactory
+from tests.reservations.factories import hold_seats
 
 pytestmark = pytest.mark.django_db
 
@@ -170,3 +173,33 @@ def test_operator_screens_render(operator_client, path):
     seats = operator_client.get(f"/admin/concerts/seat/?schedule__id__exact={seat.schedule_id}")
     assert seats.status_code == 200
     assert "₩110,000" in seats.content.decode()
+
+
+def test_a_stale_admin_form_cannot_undo_a_sale(customer):
+    schedule = ScheduleFactory()
+    seat = SeatFactory(schedule=schedule, price=100_000)
+    operator = Client()
+    operator.force_login(OperatorFactory())
+    form_page = operator.get(f"/admin/concerts/seat/{seat.id}/change/")
+    assert form_page.status_code == 200
+    hold_seats(customer, schedule, seat)  # a customer takes the seat while the form is open
+
+    operator.post(f"/admin/concerts/seat/{seat.id}/change/", {"grade": "R", "price": "90000"})
+
+    seat.refresh_from_db()
+    assert (seat.status, seat.price) == (SeatStatus.HELD, 100_000)
+    assert seat.reservation_id is not None
+
+
+def test_an_available_seat_can_be_repriced(customer):
+    seat = SeatFactory(price=100_000)
+    operator = Client()
+    operator.force_login(OperatorFactory())
+
+    response = operator.post(
+        f"/admin/concerts/seat/{seat.id}/change/", {"grade": "S", "price": "90000"}
+    )
+
+    assert response.status_code == 302
+    seat.refresh_from_db()
+    assert (seat.grade, seat.price, seat.status) == ("S", 90_000, SeatStatus.AVAILABLE)

@@ -7,7 +7,9 @@ from django.utils import timezone
 from concerts.errors import SeatMapInvalid
 from concerts.models import Schedule, Seat, SeatStatus
 from concerts.services import SeatBlock, seat_map_generate
+from reservations.services import reservation_cancel
 from tests.concerts.factories import ConcertFactory, ScheduleFactory, SeatFactory
+from tests.reservations.factories import hold_seats
 
 pytestmark = pytest.mark.django_db
 
@@ -144,3 +146,19 @@ def test_database_refuses_a_schedule_that_ends_before_it_starts():
 
     with pytest.raises(IntegrityError), transaction.atomic():
         Schedule.objects.create(concert=concert, starts_at=now, ends_at=now)
+
+
+def test_replacing_a_seat_map_with_reservation_history_is_refused_not_a_crash(customer):
+    schedule = ScheduleFactory()
+    seat = SeatFactory(schedule=schedule)
+    reservation = hold_seats(customer, schedule, seat)
+    reservation_cancel(user=customer, reservation_id=reservation.id)
+
+    with pytest.raises(SeatMapInvalid, match="reserved before"):
+        seat_map_generate(
+            schedule_ids=[schedule.id],
+            blocks=[SeatBlock(section="Z", grade="R", price=1000, rows=1, seats_per_row=2)],
+            replace=True,
+        )
+
+    assert Seat.objects.filter(schedule=schedule).count() == 1

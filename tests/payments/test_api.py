@@ -154,3 +154,19 @@ def test_payments_and_ledger_are_each_customers_own(customer_client):
     assert other.get("/api/v1/wallet").json()["balance"] == 0
     assert other.get("/api/v1/wallet/transactions").json()["count"] == 0
     assert other.get("/api/v1/payments").json()["count"] == 0
+
+
+def test_a_wallet_holding_too_little_is_402_and_keeps_its_money(customer, customer_client):
+    from tests.reservations.factories import held_reservation
+
+    charge(customer_client, 30_000)
+    reservation = held_reservation(user=customer, seat_prices=(50_000,))
+
+    response = customer_client.post(f"/api/v1/reservations/{reservation.id}/payment")
+
+    assert (response.status_code, error(response)["code"]) == (402, "insufficient_balance")
+    assert error(response)["details"] == {"balance": 30_000, "amount": 50_000}
+    assert Wallet.objects.get(user=customer).balance == 30_000
+    assert LedgerEntry.objects.filter(wallet__user=customer).count() == 1
+    reservation.refresh_from_db()
+    assert reservation.status == "held"

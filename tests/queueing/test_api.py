@@ -270,3 +270,28 @@ def test_an_admitted_customer_entering_again_gets_the_admitted_entry_back(
     body = again.json()
     assert (body["token"], body["status"], body["position"]) == (token, "admitted", None)
     assert body["admitted_until"] is not None
+
+
+def test_a_token_with_non_ascii_digits_is_refused_not_a_crash(customer_client):
+    response = customer_client.get(
+        "/api/v1/queue", HTTP_X_QUEUE_TOKEN="\xb2.0123456789abcdef." + "0" * 32
+    )
+
+    assert (response.status_code, response.json()["error"]["code"]) == (401, "queue_token_invalid")
+
+
+def test_another_customers_token_is_refused_before_redis_is_asked(customer_client, settings):
+    """The token's MAC binds it to its customer: a stolen token is refused by the web
+    process alone, so even with Redis unreachable the answer is 'invalid', not 503."""
+    concert = ConcertFactory()
+    token = enter(customer_client, concert.id).json()["token"]
+    thief = client_for(UserFactory())
+    dead = {
+        name: {**config, "LOCATION": "redis://127.0.0.1:1/0"}
+        for name, config in settings.CACHES.items()
+    }
+
+    with override_settings(CACHES=dead):
+        response = thief.get("/api/v1/queue", HTTP_X_QUEUE_TOKEN=token)
+
+    assert (response.status_code, error(response)["code"]) == (401, "queue_token_invalid")

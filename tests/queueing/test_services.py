@@ -280,3 +280,48 @@ def test_all_keys_of_a_concert_share_one_cluster_slot():
 def test_post_opening_order_keys_stay_exact_in_a_redis_double():
     # Sorted-set scores are doubles: integers are exact below 2^53.
     assert POST_OPENING_BASE + 10**12 < 2**53
+
+
+@pytest.mark.django_db
+def test_paying_frees_only_an_admitted_queue_slot_never_a_place_in_line():
+    concert = ConcertFactory()
+    entry = queue_enter(concert_id=concert.id, user_id=1)  # waiting, for another date, say
+
+    queue_release(concert_id=concert.id, user_id=1)
+
+    nonce = token_read(entry.token, user_id=1).nonce
+    assert queue_status(concert=concert, user_id=1, nonce=nonce).state == "waiting"
+
+
+@pytest.mark.django_db
+def test_no_eta_while_the_line_has_not_moved_for_a_minute():
+    concert = ConcertFactory(queue_max_active=1, queue_admit_per_minute=600)
+    start = timezone.now()
+    queue_enter(concert_id=concert.id, user_id=1, now=start)
+    second = queue_enter(concert_id=concert.id, user_id=2, now=start)
+    queue_admit_tick(concert=concert, now=start)  # the one slot is taken
+    later = start + timedelta(seconds=90)
+    queue_status(
+        concert=concert,
+        user_id=2,
+        nonce=token_read(second.token, user_id=2).nonce,
+        now=start + timedelta(seconds=60),
+    )
+    queue_admit_tick(concert=concert, now=later)  # nobody left: nothing admitted for a minute
+
+    status = queue_status(
+        concert=concert, user_id=2, nonce=token_read(second.token, user_id=2).nonce, now=later
+    )
+
+    assert (status.position, status.eta_seconds) == (1, None)
+
+
+def test_a_token_names_its_customer_concert_and_entry():
+    from queueing.tokens import token_issue
+
+    token = token_issue(concert_id=7, user_id=1, nonce="0123456789abcdef")
+
+    assert token_read(token, user_id=1) is not None
+    assert token_read(token, user_id=2) is None
+    assert token_read(token.replace("7.", "8.", 1), user_id=1) is None
+    assert token_read(token.replace("0123", "3210", 1), user_id=1) is None

@@ -44,3 +44,17 @@ def held_reservation(*, user, seat_prices=(110_000,), schedule=None) -> Reservat
         )
         ReservationSeatFactory(reservation=reservation, seat=seat, price=price)
     return reservation
+
+
+def hold_seats(customer, schedule, *seats, now=None) -> Reservation:
+    """`customer` holds these seats through the real service, admitted from the queue."""
+    from reservations.services import reservation_hold
+    from tests.conftest import admitted_queue_token
+
+    return reservation_hold(
+        user=customer,
+        schedule_id=schedule.id,
+        seat_ids=[seat.id for seat in seats],
+        queue_token=admitted_queue_token(user=customer, concert=schedule.concert),
+        now=now,
+    )

@@ -52,3 +52,32 @@ def test_a_claim_still_ours_records_the_answer_with_the_work(customer):
         201,
         {"charged": 1_000},
     )
+
+
+def test_a_stuck_request_whose_claim_was_taken_over_does_no_work(customer, customer_client):
+    import hashlib
+
+    from rest_framework.response import Response
+
+    from config.errors import IdempotencyInProgress
+    from config.idempotency import _work_and_record
+
+    key = str(uuid.uuid4())
+    body = "POST /api/v1/wallet/charges\n" + '{"amount":1000}'
+    # A first request claimed the key a minute ago and is stuck (a long lock wait, say).
+    stuck = IdempotencyRecord.objects.create(
+        user=customer,
+        key=key,
+        fingerprint=hashlib.sha256(body.encode()).hexdigest(),
+        locked_at=timezone.now() - timedelta(minutes=1),
+    )
+
+    retry = customer_client.post(
+        "/api/v1/wallet/charges", {"amount": 1_000}, format="json", HTTP_IDEMPOTENCY_KEY=key
+    )
+    with pytest.raises(IdempotencyInProgress):  # the stuck one wakes up: its claim is gone
+        _work_and_record(stuck, lambda: Response(wallet_charge(user=customer, amount=1_000)))
+
+    assert retry.status_code == 201
+    assert LedgerEntry.objects.filter(wallet__user=customer).count() == 1
+    assert Wallet.objects.get(user=customer).balance == 1_000

@@ -31,6 +31,7 @@ DEMO_CONCERTS = [
 
 
 class Command(BaseCommand):
+    # In payments, the top of the app layers (docs/architecture.md): it uses every app.
     help = "Create the demo data set (concerts, seat maps, a customer, an operator) if absent."
 
     def handle(self, *args, **options):
