@@ -197,3 +197,27 @@ def test_an_unexpected_error_on_a_real_route_is_a_json_500(
     assert response["Content-Type"] == "application/json"
     assert response.json()["error"]["code"] == "internal_error"
     assert "a bug" not in response.content.decode()
+
+
+def test_docs_list_every_error_code_of_the_catalog_and_no_other():
+    import re
+    from pathlib import Path
+
+    from config.openapi import error_catalog
+
+    table = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text()
+    documented = {
+        code: int(status)
+        for status, code in re.findall(r"^\| (\d{3}) \| `([a-z_]+)` \|", table, re.MULTILINE)
+    }
+
+    assert documented == {code: error.status_code for code, error in error_catalog().items()}
+
+
+def test_a_second_error_class_with_a_known_code_is_refused():
+    from config.errors import DomainError
+
+    with pytest.raises(TypeError, match="belongs to"):
+
+        class AnotherValidationError(DomainError):
+            code = "validation_error"

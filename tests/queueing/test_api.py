@@ -176,6 +176,24 @@ def test_seat_map_refuses_a_token_of_another_concert(customer, customer_client, 
     assert (response.status_code, error(response)["code"]) == (401, "queue_token_invalid")
 
 
+def test_a_token_of_another_concert_is_refused_before_redis_is_asked(
+    customer, customer_client, schedule, settings
+):
+    token = admitted_queue_token(user=customer, concert=ConcertFactory())
+    seat_map(
+        customer_client, schedule, admitted_queue_token(user=customer, concert=schedule.concert)
+    )
+    dead = {
+        name: {**config, "LOCATION": "redis://127.0.0.1:1/0"}
+        for name, config in settings.CACHES.items()
+    }
+
+    with override_settings(CACHES=dead):
+        response = seat_map(customer_client, schedule, token)
+
+    assert (response.status_code, error(response)["code"]) == (401, "queue_token_invalid")
+
+
 def test_seat_map_tells_a_waiting_customer_where_they_stand(customer_client, schedule):
     schedule.concert.queue_max_active = 1
     schedule.concert.save()
