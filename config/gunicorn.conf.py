@@ -16,6 +16,6 @@ graceful_timeout = 10
 keepalive = 5
 accesslog = os.environ.get("ACCESS_LOG", "-") or None  # ACCESS_LOG= (empty) turns it off
 # Recycle workers now and then (a guard against slow leaks), but rarely: at ~800 requests/s a
-# restart every 5,000 requests showed up as p99 spikes of 100-550 ms in bench/queue_http.py.
+# restart every 5,000 requests showed up as p99 spikes of 100-550 ms in the queue benchmark.
 max_requests = 100_000
 max_requests_jitter = 10_000

@@ -1,10 +1,10 @@
-"""The on-sale crowd of bench/onsale.py: each Locust user is one customer who, once, signs up,
-tops up the wallet, queues for the concert, picks 1-4 seats, holds them and pays (or cancels,
-or walks away and lets the hold expire), and then stops. Locust ends the run when every
-customer is done, or at its --run-time.
+"""The crowd of the on-sale row (onsale.py, next to this file): each Locust user is one
+customer who, once, signs up, tops up the wallet, queues for the concert, picks 1-4 seats,
+holds them and pays (or cancels, or walks away and lets the hold expire), and then stops.
+Locust ends the run when every customer is done, or at its --run-time.
 
-bench/onsale.py runs this file in a Locust process of its own (Locust patches the standard
-library with gevent, so no benchmark code imports it). The scenario comes from the environment
+onsale.py runs this file in a Locust process of its own (Locust patches the standard library
+with gevent, so no benchmark code imports it). The scenario comes from the environment
 (ONSALE_*, below); when Locust stops, the answers per step and status, each customer's outcome
 and the queue waits go to the JSON file ONSALE_REPORT.
 
