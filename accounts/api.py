@@ -1,5 +1,9 @@
 from django.conf import settings
+from django.core.cache import caches
+from django.core.cache.backends.locmem import LocMemCache
+from django_redis.exceptions import ConnectionInterrupted
 from drf_spectacular.utils import OpenApiExample, extend_schema
+from redis.exceptions import RedisError
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -53,9 +57,25 @@ _TOKEN_EXAMPLE = OpenApiExample(
 
 
 class AuthRateThrottle(SimpleRateThrottle):
-    """Signup and login attempts per client IP, at settings.AUTH_THROTTLE_RATE."""
+    """Signup and login attempts per client IP, at settings.AUTH_THROTTLE_RATE.
+
+    Counted in Redis, shared by every web process. When Redis cannot answer, counted per
+    process instead: each attempt costs a password hash, so the limit must never lapse into
+    letting every attempt through (fail open)."""
 
     scope = "auth"
+    _per_process = LocMemCache("auth-throttle", {"OPTIONS": {"MAX_ENTRIES": 10_000}})
+
+    def __init__(self):
+        super().__init__()
+        self.cache = caches["strict"]
+
+    def allow_request(self, request, view) -> bool:
+        try:
+            return super().allow_request(request, view)
+        except (ConnectionInterrupted, RedisError):
+            self.cache = self._per_process
+            return super().allow_request(request, view)
 
     def get_rate(self) -> str:
         return settings.AUTH_THROTTLE_RATE

@@ -59,22 +59,21 @@ class User(AbstractUser):
 
 
 class IdempotencyRecord(models.Model):
-    """The first answer to a write sent with an Idempotency-Key (config/idempotency.py), so
-    a retry gets the same answer instead of doing the work twice. Per customer, kept 24
-    hours. Here, beneath every domain app, because any app's write view may use it."""
+    """The answer to a write sent with an Idempotency-Key (config/idempotency.py), so a retry
+    gets the same answer instead of doing the work twice. Written in the work's own
+    transaction: a committed record always has its answer. Per customer, kept 24 hours. Here,
+    beneath every domain app, because any app's write view may use it."""
 
-    # No database foreign key: inserting a claim would take a shared lock on the customer's
-    # row, which that customer's payment in progress holds exclusively, and two such requests
-    # could deadlock. The record lives 24 hours; the unique (user, key) index is what matters.
+    # No database foreign key: inserting the record would take a shared lock on the
+    # customer's row, which that customer's payment in progress holds exclusively.
     user = models.ForeignKey(
         User, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
     )
     key = models.CharField(max_length=64)
     fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
-    completed = models.BooleanField(default=False)
+    # Empty only inside the transaction that does the work, never once committed.
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     response_body = models.JSONField(null=True, blank=True)
-    locked_at = models.DateTimeField(help_text="When the request holding the key started.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

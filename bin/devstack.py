@@ -103,10 +103,15 @@ class Stack:
                 str(port),
                 "--dir",
                 str(data_dir),
-                "--save",
-                "60 1",
+                # The queue and Celery's messages survive a restart (docs/queue.md): every write
+                # goes to the append-only file, fsynced once a second (a crash loses at most
+                # that second, which the queue restores from tokens and the database).
                 "--appendonly",
-                "no",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
                 "--logfile",
                 str(data_dir / "redis.log"),
             ],

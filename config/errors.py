@@ -10,8 +10,10 @@ from typing import Any, ClassVar
 
 import redis.exceptions
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
@@ -97,6 +99,31 @@ class NotFound(DomainError):
     message = "Not found."
 
 
+class PayloadTooLarge(DomainError):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    code = "payload_too_large"
+    message = "The request body is too large."
+    example_details = {"max_bytes": 65536}
+
+
+class UriTooLong(DomainError):
+    status_code = status.HTTP_414_REQUEST_URI_TOO_LONG
+    code = "uri_too_long"
+    message = "The request's URL is too long."
+
+
+class RequestHeadersTooLarge(DomainError):
+    status_code = status.HTTP_431_REQUEST_HEADER_FIELDS_TOO_LARGE
+    code = "request_headers_too_large"
+    message = "The request's headers are too large."
+
+
+class ExpectationFailed(DomainError):
+    status_code = status.HTTP_417_EXPECTATION_FAILED
+    code = "expectation_failed"
+    message = "The Expect header cannot be met."
+
+
 class MethodNotAllowed(DomainError):
     status_code = status.HTTP_405_METHOD_NOT_ALLOWED
     code = "method_not_allowed"
@@ -126,6 +153,21 @@ class InternalError(DomainError):
     status_code = status.HTTP_500_INTERNAL_SERVER_ERROR
     code = "internal_error"
     message = "Something went wrong on our side. It has been logged."
+
+
+class NotImplementedByServer(DomainError):
+    status_code = status.HTTP_501_NOT_IMPLEMENTED
+    code = "not_implemented"
+    message = "The request uses a feature the server does not support (e.g. a transfer coding)."
+
+
+class GatewayTimeout(DomainError):
+    """Answered by the reverse proxy when the application took too long: the outcome of the
+    request is unknown, so a client retries a write with the same Idempotency-Key."""
+
+    status_code = status.HTTP_504_GATEWAY_TIMEOUT
+    code = "gateway_timeout"
+    message = "The request took too long. Retry it (with the same Idempotency-Key for a write)."
 
 
 class ServiceUnavailable(DomainError):
@@ -260,6 +302,15 @@ def _wants_json(request: HttpRequest) -> bool:
     return request.path.lower().startswith(("/api", "/healthz"))
 
 
+def error_for_status(status_code: int) -> DomainError:
+    """The catalog's entry for an HTTP status the edge (gunicorn, the proxy) answers itself."""
+    for error in DomainError.catalog.values():
+        if error.status_code == status_code and error.__module__ == __name__:
+            return error()
+    return BadRequest() if status_code < 500 else InternalError()
+
+
+@csrf_exempt  # an unknown path is a 404 for every method, never a CSRF failure
 def api_not_found(request: HttpRequest, *args, **kwargs) -> JsonResponse:
     """The route of last resort under /api: a JSON 404 even with DEBUG on, where Django
     would skip handler404 and show its HTML page."""
@@ -270,6 +321,16 @@ def _json_error(error: DomainError) -> JsonResponse:
     return JsonResponse(
         error_body(error.code, error.message, error.details), status=error.status_code
     )
+
+
+def csrf_failure(request: HttpRequest, reason: str = ""):
+    """CSRF_FAILURE_VIEW: the error shape under /api (the API itself is CSRF-exempt: it
+    authenticates with Bearer tokens, not cookies), Django's page for admin."""
+    if _wants_json(request):
+        return _json_error(PermissionDenied("CSRF verification failed."))
+    from django.views.csrf import csrf_failure as django_csrf_failure
+
+    return django_csrf_failure(request, reason)
 
 
 def json_page_not_found(request: HttpRequest, exception: Exception | None = None):
@@ -291,6 +352,8 @@ def json_server_error(request: HttpRequest):
 
 def json_bad_request(request: HttpRequest, exception: Exception | None = None):
     if _wants_json(request):
+        if isinstance(exception, RequestDataTooBig):
+            return _json_error(PayloadTooLarge())
         return _json_error(BadRequest())
     from django.views.defaults import bad_request
 

@@ -8,6 +8,8 @@ WEB_CONCURRENCY (processes) and WEB_THREADS (threads per process).
 import multiprocessing
 import os
 
+from config.gunicorn_errors import install as install_json_errors
+
 bind = os.environ.get("BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() + 1))
 threads = int(os.environ.get("WEB_THREADS", 1))
@@ -19,3 +21,12 @@ accesslog = os.environ.get("ACCESS_LOG", "-") or None  # ACCESS_LOG= (empty) tur
 # restart every 5,000 requests showed up as p99 spikes of 100-550 ms in the queue benchmark.
 max_requests = 100_000
 max_requests_jitter = 10_000
+
+# gunicorn 23+ opens a control socket, by default in the home directory (read-only for the
+# image's user, and shared by every gunicorn of that user on a machine). Off unless asked for.
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "/tmp/gunicorn.ctl")
+control_socket_disable = "GUNICORN_CONTROL_SOCKET" not in os.environ
+
+# Requests gunicorn refuses itself (a request line or headers too large, a malformed request)
+# are answered in the API's error shape, not gunicorn's HTML page.
+install_json_errors()

@@ -1,25 +1,21 @@
 """Idempotency-Key for write views: `@idempotent` on an APIView method.
 
 A client that sends `Idempotency-Key: <uuid>` with a write gets the first answer back on every
-retry, and the work is done once. How:
+retry, and the work is done once. The key's record is written in the same transaction as the
+work, first thing, under a unique (customer, key) index:
 
-1. The key is claimed in a short transaction of its own: a row (customer, key) under a unique
-   constraint. A second request with the key finds the row: a different request -> 422; the
-   first still running -> 409 with Retry-After; the first finished -> its answer replayed.
-2. The view's work (its service, with the service's own transaction nested as a savepoint)
-   and the row's "completed, here is the answer" commit in one transaction, so the record
-   can never claim an answer whose writes were rolled back, nor the reverse.
-3. If the work fails with an error, the claim is dropped: the customer can fix the cause
-   (charge the wallet, say) and retry with the same key.
-
-A claim older than STALE_AFTER is taken over: its request died, or is still stuck. To make
-the takeover safe against the second case, the work transaction records its answer only if
-the claim is still as it was claimed (same locked_at), and rolls everything back otherwise:
-a stuck request whose claim was taken over leaves nothing behind. If the first request
-records first, the takeover's UPDATE waits for that row and then finds the claim completed
-(409). Checking at the end rather than locking the claim first saves a query on every
-request; a stuck request's work only runs to be undone, and meanwhile holds the rows the
-takeover's work waits for.
+- the first request inserts the record, does the work (its service joins the transaction:
+  config.db.service_atomic) and writes the answer on the record; all of it commits together, so a
+  record never claims an answer whose writes were rolled back, nor the reverse;
+- a retry while the first is still running inserts the same key and waits on the index
+  entry the first holds. When the first commits, the retry's insert finds the key: the
+  answer is replayed (a different request under the key: 422). When the first rolls back
+  (an error, or its worker died and the database dropped its connection), the retry's
+  insert goes through and the work is done afresh. Either way the retry learns the real
+  outcome as soon as the database does; only a first request still running after the lock
+  wait (innodb_lock_wait_timeout, 5 s) answers 409 `idempotency_in_progress`.
+- a request that fails leaves no record, so the customer can fix the cause (charge the
+  wallet, say) and retry with the same key.
 
 The view method must answer a DRF Response whose data is JSON (it is stored and replayed).
 """
@@ -29,10 +25,9 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
-from contextlib import nullcontext
 from datetime import timedelta
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
@@ -41,12 +36,12 @@ from rest_framework.response import Response
 
 from accounts.models import IdempotencyRecord
 
-from .db import retry_on_lock_conflict
+from .db import retry_on_lock_conflict, transaction_joinable
 from .errors import IdempotencyInProgress, IdempotencyKeyReused, ValidationFailed
 
 HEADER = "Idempotency-Key"
 KEEP_FOR = timedelta(hours=24)
-STALE_AFTER = timedelta(seconds=30)
+LOCK_WAIT_TIMEOUT = 1205  # MySQL/MariaDB: the first request with the key is still running
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     HEADER,
@@ -54,8 +49,13 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
     OpenApiParameter.HEADER,
     required=False,
     description="A fresh UUID per operation. Retrying with the same key returns the first "
-    "answer instead of doing the work again (kept 24 hours).",
+    "answer instead of doing the work again (kept 24 hours); a retry sent while the first "
+    "request still runs waits for its outcome.",
 )
+
+
+class _KeyTaken(Exception):
+    """The key's record exists (committed by an earlier request): leave the transaction."""
 
 
 def idempotent(view_method: Callable[..., Response]) -> Callable[..., Response]:
@@ -70,16 +70,58 @@ def idempotent(view_method: Callable[..., Response]) -> Callable[..., Response]:
         key = _key(request)
         if key is None:
             return work()
-        claimed = _claim(user_id=request.user.id, key=key, fingerprint=_fingerprint(request))
-        if isinstance(claimed, Response):
-            return claimed
-        try:
-            return _work_and_record(claimed, work)
-        except Exception:
-            _drop_claim(claimed)
-            raise
+        fingerprint = _fingerprint(request)
+        for _ in range(2):  # a second go only after deleting a record past its 24 hours
+            try:
+                return _work_once(request.user.id, key, fingerprint, work)
+            except _KeyTaken:
+                replay = _replay(request.user.id, key, fingerprint)
+                if replay is not None:
+                    return replay
+        raise IdempotencyInProgress()
 
     return answer_once
+
+
+@retry_on_lock_conflict()
+def _work_once(user_id: int, key: str, fingerprint: str, work: Callable[[], Response]) -> Response:
+    with transaction_joinable():
+        record = _record_insert(user_id, key, fingerprint)
+        response = work()
+        record.response_status = response.status_code
+        record.response_body = json.loads(json.dumps(response.data, default=str))
+        record.save(update_fields=["response_status", "response_body"])
+    return response
+
+
+def _record_insert(user_id: int, key: str, fingerprint: str) -> IdempotencyRecord:
+    """The key's record, inserted first in the work transaction. Waits while another request
+    with the key holds it (see above)."""
+    # No savepoint: on either error below the whole work transaction is given up anyway.
+    try:
+        return IdempotencyRecord.objects.create(user_id=user_id, key=key, fingerprint=fingerprint)
+    except IntegrityError:
+        raise _KeyTaken() from None
+    except OperationalError as error:
+        if error.args and error.args[0] == LOCK_WAIT_TIMEOUT:
+            raise IdempotencyInProgress() from None
+        raise
+
+
+def _replay(user_id: int, key: str, fingerprint: str) -> Response | None:
+    """The first answer under the key; None when the record was past its 24 hours (deleted
+    now: the key is free again)."""
+    record = IdempotencyRecord.objects.filter(user_id=user_id, key=key).first()
+    if record is None:
+        return None  # deleted meanwhile by the housekeeping task
+    if record.created_at < timezone.now() - KEEP_FOR:  # the housekeeping task is behind
+        IdempotencyRecord.objects.filter(id=record.id).delete()
+        return None
+    if record.fingerprint != fingerprint:
+        raise IdempotencyKeyReused()
+    return Response(
+        record.response_body, status=record.response_status, headers={"Idempotent-Replayed": "true"}
+    )
 
 
 def _fingerprint(request: Request) -> str:
@@ -97,79 +139,6 @@ def _key(request: Request) -> str | None:
         raise ValidationFailed.on(
             HEADER, "Must be a UUID, e.g. a fresh uuid4 per operation."
         ) from None
-
-
-@retry_on_lock_conflict()
-def _claim(*, user_id: int, key: str, fingerprint: str) -> IdempotencyRecord | Response:
-    for _ in range(3):  # a claim dropped by a failed request in between: claim afresh
-        claimed = _claim_once(user_id=user_id, key=key, fingerprint=fingerprint)
-        if claimed is not None:
-            return claimed
-    raise IdempotencyInProgress()
-
-
-def _claim_once(*, user_id: int, key: str, fingerprint: str) -> IdempotencyRecord | Response | None:
-    now = timezone.now()
-    # Outside any transaction (every request) the INSERT commits by itself, in one round trip;
-    # inside a caller's (a test's), a savepoint keeps a duplicate key from spoiling it.
-    claim = transaction.atomic() if connection.in_atomic_block else nullcontext()
-    try:
-        with claim:
-            return IdempotencyRecord.objects.create(
-                user_id=user_id, key=key, fingerprint=fingerprint, locked_at=now
-            )
-    except IntegrityError:
-        pass
-    record = IdempotencyRecord.objects.filter(user_id=user_id, key=key).first()
-    if record is None:
-        return None
-    if record.created_at < now - KEEP_FOR:  # outlived its 24 hours; the sweep is behind
-        IdempotencyRecord.objects.filter(id=record.id, created_at=record.created_at).delete()
-        return None
-    if record.fingerprint != fingerprint:
-        raise IdempotencyKeyReused()
-    if record.completed:
-        return Response(
-            record.response_body,
-            status=record.response_status,
-            headers={"Idempotent-Replayed": "true"},
-        )
-    if record.locked_at > now - STALE_AFTER:
-        raise IdempotencyInProgress()
-    # Waits while the first request's work transaction holds the claim row (see above).
-    taken_over = IdempotencyRecord.objects.filter(
-        id=record.id, completed=False, locked_at=record.locked_at
-    ).update(locked_at=now)
-    if not taken_over:
-        raise IdempotencyInProgress()
-    record.locked_at = now
-    return record
-
-
-@retry_on_lock_conflict()
-def _drop_claim(record: IdempotencyRecord) -> None:
-    # Only our own claim: a takeover's claim (newer locked_at) is not ours to drop.
-    IdempotencyRecord.objects.filter(
-        id=record.id, completed=False, locked_at=record.locked_at
-    ).delete()
-
-
-@retry_on_lock_conflict()
-def _work_and_record(record: IdempotencyRecord, work: Callable[[], Response]) -> Response:
-    with transaction.atomic():
-        response = work()
-        # Only while the claim is still ours, as claimed (same locked_at): if it was taken
-        # over meanwhile, nothing of this transaction commits, and the other request answers.
-        recorded = IdempotencyRecord.objects.filter(
-            id=record.id, completed=False, locked_at=record.locked_at
-        ).update(
-            completed=True,
-            response_status=response.status_code,
-            response_body=json.loads(json.dumps(response.data, default=str)),
-        )
-        if not recorded:
-            raise IdempotencyInProgress()
-    return response
 
 
 def idempotency_records_delete_old() -> int:

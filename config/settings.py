@@ -86,6 +86,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.health.HealthCheckMiddleware",
+    "config.edge.ApiBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -164,23 +165,47 @@ REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
 # runs) can share one Redis without touching each other's keys.
 REDIS_KEY_PREFIX = env("REDIS_KEY_PREFIX", "concerts")
 
-CACHES = {
-    "default": {
+# A call to a hung Redis gives up after REDIS_SOCKET_TIMEOUT, with no client-side retries, and
+# then calls to it fail at once for REDIS_CIRCUIT_OPEN_SECONDS (config/redis.py): a slow Redis
+# costs queue-gated calls a quick 503 and every other call nothing.
+REDIS_SOCKET_TIMEOUT = float(env("REDIS_SOCKET_TIMEOUT", "0.5"))
+REDIS_CIRCUIT_OPEN_SECONDS = float(env("REDIS_CIRCUIT_OPEN_SECONDS", "2"))
+
+
+def _redis_cache(*, ignore_exceptions: bool) -> dict:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from config.redis import connection_class_for
+
+    return {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": REDIS_KEY_PREFIX,
         "TIMEOUT": 300,
         "OPTIONS": {
             "CLIENT_CLASS": "django_redis.client.DefaultClient",
-            "SOCKET_CONNECT_TIMEOUT": 1,
-            "SOCKET_TIMEOUT": 1,
-            # The catalog falls back to the database when Redis is down instead of failing;
-            # /healthz still reports Redis as down.
-            "IGNORE_EXCEPTIONS": True,
+            "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+            "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+            "CONNECTION_POOL_KWARGS": {
+                "connection_class": connection_class_for(REDIS_URL),
+                "retry": Retry(NoBackoff(), 0),
+            },
+            "IGNORE_EXCEPTIONS": ignore_exceptions,
         },
     }
+
+
+CACHES = {
+    # The catalog falls back to the database when Redis is down instead of failing;
+    # /healthz still reports Redis as down.
+    "default": _redis_cache(ignore_exceptions=True),
+    # For what must know that Redis did not answer: the login throttle (it falls back to a
+    # per-process limit rather than letting every attempt through).
+    "strict": _redis_cache(ignore_exceptions=False),
 }
-DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+# The circuit breaker logs an outage once (config/redis.py), not a traceback per request.
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = False
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = None
@@ -245,8 +270,18 @@ if not IS_PRODUCTION:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every start without it
 
 # --- Security (production) ------------------------------------------------------------------
-if IS_PRODUCTION:
+# How many reverse proxies sit in front of gunicorn. The client IP (for throttling) is read
+# from X-Forwarded-For only that deep, and X-Forwarded-Proto is believed only behind one: 0
+# ignores both headers, which any client can forge, so an unset value must never mean
+# "trust it".
+NUM_PROXIES = env_int("NUM_PROXIES", 0)
+if NUM_PROXIES:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+CSRF_FAILURE_VIEW = "config.errors.csrf_failure"
+# Every API body is a small JSON object; larger ones are 413 (config/edge.py).
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 64 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_BYTES, 2_621_440)  # admin forms: Django's default
+if IS_PRODUCTION:
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
     SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -261,10 +296,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 20,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
-    # How many reverse proxies sit in front of gunicorn. The client IP (for throttling) is
-    # read from X-Forwarded-For only that deep; 0 ignores the header, which any client can
-    # forge, so an unset value must never mean "trust it".
-    "NUM_PROXIES": env_int("NUM_PROXIES", 0),
+    "NUM_PROXIES": NUM_PROXIES,
 }
 
 # Signup and login attempts per client IP: slows password guessing, not real customers.

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from concerts.selectors import schedule_get_cached
-from config.db import retry_on_lock_conflict
+from config.db import retry_on_lock_conflict, service_atomic
 from config.errors import NotFound, ValidationFailed
 from reservations import inventory
 from reservations.errors import HoldExpired, ReservationNotPayable, SalesClosed
@@ -89,7 +89,7 @@ def wallet_charge(*, user: User, amount: int) -> LedgerEntry:
     """Top up the wallet by `amount` won (1 to MAX_CHARGE_WON)."""
     if not 1 <= amount <= MAX_CHARGE_WON:
         raise ValidationFailed.on("amount", f"Charge between 1 and {MAX_CHARGE_WON:,} won.")
-    with transaction.atomic():
+    with service_atomic():
         return _wallet_move(user=user, amount=amount, kind=LedgerKind.CHARGE)
 
 
@@ -103,7 +103,7 @@ def payment_create(*, user: User, reservation_id: int, now: datetime | None = No
     went to someone else, the answer is 410 hold_expired and nothing is debited.
     """
     now = now or timezone.now()
-    with transaction.atomic():
+    with service_atomic():
         # One statement locks the reservation and the customer's own row (the join: MariaDB
         # has no FOR UPDATE OF, so it locks every joined row). The customer's row because the
         # Payment and ledger inserts below take a shared lock on it (foreign key checks), which
@@ -146,8 +146,9 @@ def payment_create(*, user: User, reservation_id: int, now: datetime | None = No
 
 def _release_queue_slot(*, concert_id: int, user_id: int) -> None:
     """The buyer is done shopping: their admitted slot goes to the next in line. The payment
-    is already committed, so a Redis hiccup here must not fail it: the slot would free
-    itself when the admitted session runs out."""
+    is already committed, so nothing here may fail it: queue_release leaves the release to
+    the tick when Redis is unavailable, and should even that fail, the slot frees itself
+    when the admitted session runs out."""
     from queueing.services import queue_release
 
     try:

@@ -7,16 +7,19 @@ from concerts.selectors import concert_get_cached
 from config.openapi import error_responses
 
 from . import services
+from .errors import QueueTokenInvalid
 from .gate import QUEUE_TOKEN_PARAMETER, queue_token_of, queue_token_require
 from .models import QueueState
-from .selectors import QueueStatus, queue_status
+from .selectors import QueueStatus
+from .tokens import QueueToken
 
 
 class QueueStatusSerializer(serializers.Serializer):
     concert_id = serializers.IntegerField()
     status = serializers.ChoiceField(
         choices=QueueState.choices,
-        help_text="waiting -> admitted -> done (paid or left) | expired.",
+        help_text="waiting -> admitted -> done (paid or left) | expired; `paused` is waiting "
+        "while the operator holds admission (your place is kept).",
     )
     position = serializers.IntegerField(
         allow_null=True, help_text="1 = next in line. Null before sales open and once admitted."
@@ -24,8 +27,9 @@ class QueueStatusSerializer(serializers.Serializer):
     ahead = serializers.IntegerField(allow_null=True, help_text="Customers ahead of you.")
     eta_seconds = serializers.IntegerField(
         allow_null=True,
-        help_text="Estimated wait, from the admission rate measured over the last minute. "
-        "Null before opening or while admission is paused.",
+        help_text="Estimated wait: the configured pace while slots are free, then the pace "
+        "measured over the last minute. Null before opening, while paused, or while the line "
+        "has not moved for a minute.",
     )
     admitted_until = serializers.DateTimeField(
         allow_null=True, help_text="When admitted: until when you may view seats and hold."
@@ -48,7 +52,7 @@ def _datetime(value):
 def status_payload(concert_id: int, status: QueueStatus) -> dict:
     """The body of QueueStatusSerializer, built directly: every waiting customer polls it
     every few seconds, and the serializer machinery cost more than the Redis call."""
-    waiting = status.state == QueueState.WAITING
+    waiting = status.state in (QueueState.WAITING, QueueState.PAUSED)
     return {
         "concert_id": concert_id,
         "status": status.state,
@@ -89,7 +93,8 @@ class EnterQueueView(APIView):
         operation_id="queue_enter",
         summary="Enter a concert's queue",
         description="Idempotent: while your entry is live you get the same entry and token "
-        "back (200); a new entry is 201. Arrivals before sales open are put in a random order "
+        "back (200); a new entry is 201. Send your X-Queue-Token if you have one: should the "
+        "queue have lost your entry (a server restart), you get your place back. Arrivals before sales open are put in a random order "
         "at opening, ahead of later arrivals; after opening the line is first come, first "
         "served. Poll `GET /api/v1/queue` to keep your place.",
         request=None,
@@ -108,11 +113,22 @@ class EnterQueueView(APIView):
         tags=["queue"],
     )
     def post(self, request, concert_id: int):
-        entry = services.queue_enter(concert_id=concert_id, user_id=request.user.id)
+        entry = services.queue_enter(
+            concert_id=concert_id, user_id=request.user.id, previous=_previous_token(request)
+        )
         return Response(
             {"token": entry.token, **status_payload(concert_id, entry.status)},
             status=status.HTTP_201_CREATED if entry.created else status.HTTP_200_OK,
         )
+
+
+def _previous_token(request) -> QueueToken | None:
+    """The customer's token of this queue, when the enter call sent one: an entry Redis lost
+    is put back from it. A token that is not theirs is ignored here, not refused."""
+    try:
+        return queue_token_require(queue_token_of(request), user_id=request.user.id)
+    except QueueTokenInvalid:
+        return None
 
 
 class QueueView(APIView):
@@ -139,7 +155,7 @@ class QueueView(APIView):
     def get(self, request):
         token = self._token(request)
         concert = concert_get_cached(concert_id=token.concert_id)
-        status_now = queue_status(concert=concert, user_id=request.user.id, nonce=token.nonce)
+        status_now = services.queue_poll(concert=concert, user_id=request.user.id, token=token)
         return Response(status_payload(concert.id, status_now))
 
     @extend_schema(

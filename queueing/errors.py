@@ -1,12 +1,32 @@
+from django.db import models
 from rest_framework import status
 
 from config.errors import DomainError
 
 
+class TokenProblem(models.TextChoices):
+    """What is wrong with an X-Queue-Token (`details.reason` of queue_token_invalid)."""
+
+    MISSING = "missing", "Send the X-Queue-Token header: the token you got entering the queue."
+    MALFORMED = "malformed", "The X-Queue-Token header does not hold a queue token."
+    NOT_YOURS = "not_yours", "This queue token was not issued to you."
+    OTHER_CONCERT = "other_concert", "This queue token is for another concert's queue."
+    REPLACED = (
+        "replaced",
+        "This queue token names an entry you replaced by entering again; use the newest token.",
+    )
+
+
 class QueueTokenInvalid(DomainError):
-    status_code = status.HTTP_401_UNAUTHORIZED
+    # 403, never 401: a frontend logs the customer out on 401, and the Bearer token is fine.
+    status_code = status.HTTP_403_FORBIDDEN
     code = "queue_token_invalid"
     message = "The X-Queue-Token header is missing, malformed, or not yours for this concert."
+    example_details = {"reason": TokenProblem.NOT_YOURS.value}
+
+    @classmethod
+    def because(cls, problem: TokenProblem) -> "QueueTokenInvalid":
+        return cls(problem.label, details={"reason": problem.value})
 
 
 class QueueNotAdmitted(DomainError):

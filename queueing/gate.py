@@ -9,10 +9,10 @@ from drf_spectacular.utils import OpenApiParameter
 
 from concerts.models import Concert
 
-from .errors import QueueNotAdmitted, QueueTokenExpired, QueueTokenInvalid
+from .errors import QueueNotAdmitted, QueueTokenExpired
 from .models import QueueState
-from .selectors import queue_status
-from .tokens import QueueToken, token_read
+from .services import queue_poll
+from .tokens import QueueToken, token_verify
 
 QUEUE_TOKEN_HEADER = "X-Queue-Token"
 
@@ -32,22 +32,17 @@ def queue_token_of(request) -> str | None:
 
 def queue_token_require(raw_token: str | None, *, user_id: int) -> QueueToken:
     """The token, if well-formed and issued to this customer; refused before Redis is asked:
-    its MAC binds it to the customer, the concert and the entry."""
-    token = token_read(raw_token, user_id=user_id)
-    if token is None:
-        raise QueueTokenInvalid()
-    return token
+    its MAC binds it to the customer, the concert, the entry and its place."""
+    return token_verify(raw_token, user_id=user_id)
 
 
 def queue_require_admitted(*, raw_token: str | None, user_id: int, concert: Concert) -> None:
     """The customer holds an admitted token of this concert's queue. One Redis call."""
     token = queue_token_require(raw_token, user_id=user_id)
-    if token.concert_id != concert.id:
-        raise QueueTokenInvalid()
-    status = queue_status(concert=concert, user_id=user_id, nonce=token.nonce, touch=False)
+    status = queue_poll(concert=concert, user_id=user_id, token=token, touch=False)
     if status.state == QueueState.ADMITTED:
         return
-    if status.state == QueueState.WAITING:
+    if status.state in (QueueState.WAITING, QueueState.PAUSED):
         raise QueueNotAdmitted(
             details={"position": status.position, "eta_seconds": status.eta_seconds}
         )

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from concerts.models import Concert
 
-from .errors import QueueTokenInvalid
+from .errors import QueueTokenInvalid, TokenProblem
 from .models import EndReason, QueueState
 from .redis_queue import queue_redis, run_script, to_ms
 
@@ -29,25 +29,37 @@ class QueueStatus:
         return None if self.position is None else self.position - 1
 
 
-def _eta_seconds(position: int, rate_per_second: float | None, concert: Concert) -> int | None:
-    """Seconds until admission: position / admissions per second measured over the last
-    minute (see docs/queue.md). Before admission has begun (nothing measured yet) the
-    configured rate stands in. No estimate while paused, or while the line has not moved for
-    a minute (every slot taken, nobody leaving): any number would be a guess."""
+def _eta_seconds(
+    position: int, measured_rate: float | None, active: int, concert: Concert
+) -> int | None:
+    """Seconds until admission (docs/queue.md, "ETA"). While slots are free the line moves
+    at the configured pace, so the first `free` places are that far from the door; places
+    behind them wait for slots to free up, at the pace measured over the last minute. No
+    estimate while paused, or while the line has not moved for a minute (every slot taken,
+    nobody leaving): any number would be a guess."""
     if concert.queue_paused:
         return None
-    if rate_per_second is None:
-        rate_per_second = concert.queue_admit_per_minute / 60
-    if rate_per_second <= 0:
+    configured = concert.queue_admit_per_minute / 60
+    free = max(0, concert.queue_max_active - active)
+    if position <= free:
+        return max(1, math.ceil(position / configured))
+    rate = configured if measured_rate is None else measured_rate
+    if rate <= 0:
         return None
-    return math.ceil(position / rate_per_second)
+    return math.ceil(free / configured) + math.ceil((position - free) / rate)
+
+
+class EntryUnknown(Exception):
+    """Redis has no entry of this customer at all: it lost the line (or never had it). The
+    caller restores the entry from the token (services.queue_poll)."""
 
 
 def queue_status(
     *, concert: Concert, user_id: int, nonce: str, now: datetime | None = None, touch: bool = True
 ) -> QueueStatus:
     """Where an entry stands, in one Redis call. A waiting customer's poll (`touch`) also
-    keeps their place: whoever stops polling is dropped after abandon_after_seconds."""
+    keeps their place: whoever stops polling is dropped after abandon_after_seconds.
+    EntryUnknown when Redis has no entry of the customer (see services.queue_poll)."""
     now = now or timezone.now()
     reply = run_script("STATUS", concert.id, [user_id, nonce, to_ms(now), int(touch)])
     return status_from_reply(reply, concert=concert, now=now)
@@ -56,23 +68,26 @@ def queue_status(
 def status_from_reply(reply: list, *, concert: Concert, now: datetime) -> QueueStatus:
     """A QueueStatus from the queue scripts' entry_status answer."""
     kind = reply[0].decode()
-    if kind == "invalid":  # the token names an entry that is no longer the customer's
-        raise QueueTokenInvalid()
+    if kind == "unknown":
+        raise EntryUnknown()
+    if kind == "invalid":  # the customer's current entry is a newer one
+        raise QueueTokenInvalid.because(TokenProblem.REPLACED)
     opens = concert.sale_opens_at
     if kind == "ended":
         reason = reply[1].decode()
         state = EndReason(reason).public_state if reason in EndReason else QueueState.EXPIRED
         return QueueStatus(state=state, ended_because=reason, sale_opens_at=opens)
-    if kind == QueueState.ADMITTED:
+    if kind == "admitted":
         until = datetime.fromtimestamp(int(float(reply[1])) / 1000, tz=UTC)
         return QueueStatus(state=QueueState.ADMITTED, admitted_until=until, sale_opens_at=opens)
     position, rate = int(reply[1]), float(reply[2]) if reply[2] else None
+    active = int(reply[3])
     before_opening = opens is None or opens > now
     return QueueStatus(
-        state=QueueState.WAITING,
+        state=QueueState.PAUSED if concert.queue_paused else QueueState.WAITING,
         # Before opening the order is not final for anyone, so no position is shown.
         position=None if before_opening else position,
-        eta_seconds=None if before_opening else _eta_seconds(position, rate, concert),
+        eta_seconds=None if before_opening else _eta_seconds(position, rate, active, concert),
         sale_opens_at=opens,
     )
 

@@ -1,8 +1,11 @@
-"""Queue tokens: `<concert id>.<entry nonce>.<MAC>`.
+"""Queue tokens: `<concert id>.<entry nonce>.<order key>.<MAC>`.
 
-The MAC binds the token to its concert, its customer and its entry, so a forged token, another
-customer's token or another concert's token is refused without asking Redis; Redis then says
-whether the named entry is still the customer's current one and what state it is in.
+The MAC binds the token to its concert, its customer, its entry and its place in line, so a
+forged token, another customer's token or another concert's token is refused without asking
+Redis; Redis then says whether the named entry is still the customer's current one and what
+state it is in. The signed order key is what survives Redis losing the line: a customer whose
+entry Redis no longer knows is put back at the same key, so everyone keeps their order
+(docs/queue.md, "When Redis loses the line").
 """
 
 import hashlib
@@ -13,8 +16,11 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from .errors import QueueTokenInvalid, TokenProblem
+
 TOKEN_FORMAT = re.compile(
-    r"(?P<concert>[0-9]{1,18})\.(?P<nonce>[0-9a-f]{16})\.(?P<mac>[0-9a-f]{32})"
+    r"(?P<concert>[0-9]{1,18})\.(?P<nonce>[0-9a-f]{16})\.(?P<order>[0-9]{1,17})"
+    r"\.(?P<mac>[0-9a-f]{32})"
 )
 
 
@@ -22,11 +28,12 @@ TOKEN_FORMAT = re.compile(
 class QueueToken:
     concert_id: int
     nonce: str
+    order: int  # the entry's order key in the line; 0 when issued to an admitted entry
 
 
-def _mac(concert_id: int, user_id: int, nonce: str) -> str:
+def _mac(concert_id: int, user_id: int, nonce: str, order: int) -> str:
     key = hashlib.sha256(f"queue-token:{settings.SECRET_KEY}".encode()).digest()
-    message = f"{concert_id}:{user_id}:{nonce}".encode()
+    message = f"{concert_id}:{user_id}:{nonce}:{order}".encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
 
 
@@ -34,17 +41,19 @@ def new_nonce() -> str:
     return secrets.token_hex(8)
 
 
-def token_issue(*, concert_id: int, user_id: int, nonce: str) -> str:
-    return f"{concert_id}.{nonce}.{_mac(concert_id, user_id, nonce)}"
+def token_issue(*, concert_id: int, user_id: int, nonce: str, order: int) -> str:
+    return f"{concert_id}.{nonce}.{order}.{_mac(concert_id, user_id, nonce, order)}"
 
 
-def token_read(raw: str | None, *, user_id: int) -> QueueToken | None:
-    """The token's concert and entry if it is well-formed and was issued to `user_id`."""
+def token_verify(raw: str | None, *, user_id: int) -> QueueToken:
+    """The token, if well-formed and issued to `user_id`; else QueueTokenInvalid saying why."""
+    if not raw or not raw.strip():
+        raise QueueTokenInvalid.because(TokenProblem.MISSING)
     # ASCII only: str.isdigit() accepts "²", which int() then refuses.
-    match = TOKEN_FORMAT.fullmatch(raw.strip()) if raw and len(raw) <= 100 else None
+    match = TOKEN_FORMAT.fullmatch(raw.strip()) if len(raw) <= 120 else None
     if match is None:
-        return None
-    concert_id, nonce, mac = int(match["concert"]), match["nonce"], match["mac"]
-    if not hmac.compare_digest(mac, _mac(concert_id, user_id, nonce)):
-        return None
-    return QueueToken(concert_id=concert_id, nonce=nonce)
+        raise QueueTokenInvalid.because(TokenProblem.MALFORMED)
+    concert_id, nonce, order = int(match["concert"]), match["nonce"], int(match["order"])
+    if not hmac.compare_digest(match["mac"], _mac(concert_id, user_id, nonce, order)):
+        raise QueueTokenInvalid.because(TokenProblem.NOT_YOURS)
+    return QueueToken(concert_id=concert_id, nonce=nonce, order=order)

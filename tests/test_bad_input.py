@@ -118,7 +118,8 @@ def test_a_huge_json_body_is_refused_cleanly(customer_client, db):
 # Found by fuzzing the running server (schemathesis and hand probes).
 
 
-@pytest.mark.parametrize("body", ["[" * 5000 + "]" * 5000, '{"a":' * 100_000 + "1" + "}" * 100_000])
+# Deep enough for Python's recursion limit, small enough for the 64 KiB body limit.
+@pytest.mark.parametrize("body", ["[" * 5000 + "]" * 5000, '{"a":' * 10_000 + "1" + "}" * 10_000])
 def test_deeply_nested_json_is_a_400_not_a_crash(api_client, body):
     response = api_client.generic(
         "POST", "/api/v1/accounts/signup", body, content_type="application/json"
@@ -210,3 +211,31 @@ def test_a_throttled_answer_always_says_when_to_retry(api_client, settings, db):
 
     assert response.status_code == 429
     assert int(response["Retry-After"]) >= 1
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+def test_a_body_over_the_limit_is_a_413_on_any_api_path(customer_client, method, settings):
+    body = '{"pad": "' + "x" * settings.API_MAX_BODY_BYTES + '"}'
+
+    response = getattr(customer_client, method)(
+        "/api/v1/wallet/charges", body, content_type="application/json"
+    )
+
+    error = assert_error_shape(response, 413)
+    assert error["code"] == "payload_too_large"
+    assert error["details"] == {"max_bytes": settings.API_MAX_BODY_BYTES}
+
+
+@pytest.mark.parametrize("method", ["get", "post", "put", "patch", "delete", "options", "head"])
+@pytest.mark.parametrize("path", ["/api/v1/nothing-here", "/api/v1/concerts/", "/api/v2/x", "/api"])
+def test_unknown_api_paths_are_json_404s_for_every_method_csrf_checks_on(db, method, path):
+    """A browser-like client that enforces CSRF: an unknown path is a 404, never Django's
+    HTML 'CSRF verification failed' page."""
+    from django.test import Client
+
+    response = getattr(Client(enforce_csrf_checks=True), method)(path)
+
+    assert response.status_code == 404
+    if method != "head":
+        assert response["Content-Type"] == "application/json"
+        assert response.json()["error"]["code"] == "not_found"

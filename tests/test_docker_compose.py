@@ -53,8 +53,36 @@ def _interpolate(value):
     return _VARIABLE.sub(resolve, value)
 
 
-def test_the_six_services_exist():
-    assert set(_compose()["services"]) == {"mysql", "redis", "migrate", "web", "worker", "beat"}
+def test_the_seven_services_exist():
+    assert set(_compose()["services"]) == {
+        "mysql",
+        "redis",
+        "migrate",
+        "web",
+        "proxy",
+        "worker",
+        "beat",
+    }
+
+
+def test_clients_reach_gunicorn_only_through_the_proxy():
+    web, proxy = _service("web"), _service("proxy")
+    template = next(v for v in proxy["volumes"] if "templates" in v).split(":")[0]
+    env = _environment(proxy)
+
+    assert "ports" not in web
+    assert proxy["ports"] == ["8000:80"]
+    assert (REPO_ROOT / template).is_file()
+    assert "web:8000" in env["NGINX_UPSTREAM_SERVERS"]
+    assert _environment(web)["NUM_PROXIES"] == 1
+    assert proxy["depends_on"]["web"]["condition"] == "service_healthy"
+
+
+def test_redis_keeps_an_append_only_file():
+    words = _words(_service("redis")["command"])
+
+    assert words[words.index("--appendonly") + 1] == "yes"
+    assert words[words.index("--appendfsync") + 1] == "everysec"
 
 
 def test_app_services_run_one_image_built_from_the_repo():

@@ -113,26 +113,43 @@ def queue_nonce(user_id: int) -> str:
     return f"{user_id:016x}"
 
 
-def enter_queue(concert_id: int, user_ids) -> None:
+def enter_queue(concert_id: int, user_ids) -> dict[int, int]:
     """Put each user in the concert's line with the real ENTER script, pipelined by the
-    thousand (a million entries take seconds, not the hours of one request each)."""
+    thousand (a million entries take seconds, not the hours of one request each). Returns
+    each user's order key in the line where the code under test signs it into the token."""
     from django.utils import timezone
 
     from queueing.redis_queue import queue_redis, run_script, to_ms
 
     client, now = queue_redis(), to_ms(timezone.now())
-    user_ids = list(user_ids)
+    user_ids, orders = list(user_ids), {}
     for start in range(0, len(user_ids), 1000):
         pipe = client.pipeline(transaction=False)
-        for uid in user_ids[start : start + 1000]:
+        batch = user_ids[start : start + 1000]
+        for uid in batch:
             run_script("ENTER", concert_id, [uid, queue_nonce(uid), now, 0, 0], client=pipe)
-        pipe.execute()
+        for uid, reply in zip(batch, pipe.execute(), strict=True):
+            # {nonce, order, created, ...} since tokens carry the order key; before, {state,
+            # nonce, created, ...}, and no order is needed.
+            if _tokens_carry_order():
+                orders[uid] = int(float(reply[1]))
+    return orders
 
 
-def queue_token(concert_id: int, user_id: int) -> str:
+def _tokens_carry_order() -> bool:
+    import inspect
+
     from queueing.tokens import token_issue
 
-    return token_issue(concert_id=concert_id, user_id=user_id, nonce=queue_nonce(user_id))
+    return "order" in inspect.signature(token_issue).parameters
+
+
+def queue_token(concert_id: int, user_id: int, order: int | None = None) -> str:
+    """The queue token of an entry made by enter_queue, as the code under test issues it."""
+    from queueing.tokens import token_issue
+
+    extra = {"order": order} if _tokens_carry_order() else {}
+    return token_issue(concert_id=concert_id, user_id=user_id, nonce=queue_nonce(user_id), **extra)
 
 
 def admit(concert, user_ids: list[int]) -> dict[int, str]:
@@ -140,8 +157,8 @@ def admit(concert, user_ids: list[int]) -> dict[int, str]:
     tick. Returns their queue tokens by user id."""
     from queueing.services import queue_admit_tick
 
-    enter_queue(concert.id, user_ids)
+    orders = enter_queue(concert.id, user_ids)
     tick = queue_admit_tick(concert=concert)
     if tick.admitted != len(user_ids) or tick.waiting != 0:
         raise RuntimeError(f"admitted {tick.admitted} of {len(user_ids)} ({tick})")
-    return {uid: queue_token(concert.id, uid) for uid in user_ids}
+    return {uid: queue_token(concert.id, uid, orders.get(uid)) for uid in user_ids}

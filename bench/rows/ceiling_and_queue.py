@@ -83,10 +83,10 @@ def _status_row(label: str, length: int, pollers: list, scratch: Path) -> ReadRo
         f"Status, {length} waiting", queue_max_active=1, queue_abandon_after_seconds=3600
     )
     fillers = range(FILLER_USER_ID, FILLER_USER_ID + length - len(pollers))
-    enter_queue(concert.id, [*fillers, *(uid for uid, _ in pollers)])
+    orders = enter_queue(concert.id, [*fillers, *(uid for uid, _ in pollers)])
     if waiting_count(concert.id) != length:
         raise RuntimeError(f"{name}: {waiting_count(concert.id)} waiting, not {length}")
-    polls = [(bearer, queue_token(concert.id, uid)) for uid, bearer in pollers]
+    polls = [(bearer, queue_token(concert.id, uid, orders.get(uid))) for uid, bearer in pollers]
     customers = write_customers(scratch / f"status-{label}.tsv", "GET", "/api/v1/queue", polls)
 
     def last_poller_at_the_back(base_url: str) -> None:

@@ -81,33 +81,6 @@ def test_keys_belong_to_one_customer(customer_client):
     assert sorted(Wallet.objects.values_list("balance", flat=True)) == [7_000, 7_000]
 
 
-def test_a_key_still_in_progress_is_a_409_with_retry_after(customer, customer_client):
-    key = str(uuid.uuid4())
-    first = charge(customer_client, 1_000, key)
-    IdempotencyRecord.objects.filter(key=key).update(
-        completed=False, response_body=None, locked_at=timezone.now()
-    )
-
-    response = charge(customer_client, 1_000, key)
-
-    assert first.status_code == 201
-    assert (response.status_code, error(response)["code"]) == (409, "idempotency_in_progress")
-    assert response["Retry-After"] == "1"
-
-
-def test_a_key_whose_request_died_is_taken_over(customer_client):
-    key = str(uuid.uuid4())
-    charge(customer_client, 1_000, key)
-    # As if the process handling it was killed before finishing, a minute ago.
-    IdempotencyRecord.objects.filter(key=key).update(
-        completed=False, response_body=None, locked_at=timezone.now() - timedelta(minutes=1)
-    )
-
-    response = charge(customer_client, 1_000, key)
-
-    assert response.status_code == 201
-
-
 def test_malformed_keys_are_validation_errors(customer_client):
     response = charge(customer_client, 1_000, "not-a-uuid")
 

@@ -2,12 +2,10 @@
 (a read-back, a redundant lock, a savepoint nobody needs) shows up as a failing test.
 
 Tests run inside a transaction: a transaction.atomic() is a SAVEPOINT ... RELEASE pair here,
-where in production it is BEGIN ... COMMIT (which the counts do not include), and the
-Idempotency-Key claim, one INSERT committing by itself in production, gets a savepoint of
-its own here. With an Idempotency-Key the service's own transaction is nested in the work
-transaction of config/idempotency.py, so it is a savepoint pair in production too: the price
-of services that own a plain transaction and an idempotency layer that knows nothing of them.
-Redis calls (freeing the queue slot, the seat map version) are not queries."""
+where in production it is BEGIN ... COMMIT (which the counts do not include). With an
+Idempotency-Key the service joins the decorator's transaction (config.db.service_atomic)
+instead of nesting a savepoint of its own. Redis calls (freeing the queue slot, the seat map
+version) are not queries."""
 
 import uuid
 
@@ -21,7 +19,6 @@ from tests.reservations.factories import held_reservation
 pytestmark = pytest.mark.django_db
 
 TEST_SAVEPOINTS = 2  # SAVEPOINT and RELEASE SAVEPOINT of one transaction.atomic() in a test
-SERVICE_SAVEPOINT = 2  # the service's transaction nested in the Idempotency-Key work transaction
 
 
 def pay(client, reservation, key=None):
@@ -29,7 +26,7 @@ def pay(client, reservation, key=None):
     return client.post(f"/api/v1/reservations/{reservation.id}/payment", **headers)
 
 
-def test_a_payment_with_an_idempotency_key_takes_twelve_queries_and_a_savepoint(
+def test_a_payment_with_an_idempotency_key_takes_twelve_queries(
     customer, customer_client, django_assert_num_queries
 ):
     wallet_charge(user=customer, amount=500_000)
@@ -39,9 +36,8 @@ def test_a_payment_with_an_idempotency_key_takes_twelve_queries_and_a_savepoint(
     key = str(uuid.uuid4())
 
     # 1. the Bearer token and its user (accounts)
-    # 2. claim the key: INSERT (its own SAVEPOINT here; autocommit in production)
-    #    (SAVEPOINT here, BEGIN in production: the work transaction)
-    #    (SAVEPOINT: the service's transaction)
+    #    (SAVEPOINT here, BEGIN in production: the work transaction, which the service joins)
+    # 2. insert the key's record: waits while another request holds the key
     # 3. lock the reservation and the customer's row, in one statement
     #    (the performance's start and concert: from the per-process cache)
     # 4. the reservation's seat ids
@@ -52,10 +48,9 @@ def test_a_payment_with_an_idempotency_key_takes_twelve_queries_and_a_savepoint(
     # 9. the wallet's id and new balance (for the ledger entry)
     # 10. insert the ledger entry
     # 11. mark the reservation confirmed
-    #    (RELEASE SAVEPOINT: the service's transaction)
-    # 12. record the answer on the claim, if it is still ours
+    # 12. write the answer on the key's record
     #    (RELEASE SAVEPOINT here, COMMIT in production)
-    with django_assert_num_queries(12 + SERVICE_SAVEPOINT + 2 * TEST_SAVEPOINTS):
+    with django_assert_num_queries(12 + TEST_SAVEPOINTS):
         response = pay(customer_client, second, key)
 
     assert response.status_code == 201
@@ -69,7 +64,7 @@ def test_the_first_payment_for_a_performance_in_a_process_also_reads_its_start(
     wallet_charge(user=customer, amount=500_000)
     reservation = held_reservation(user=customer, seat_prices=(100_000,))
 
-    with django_assert_num_queries(12 + SERVICE_SAVEPOINT + 2 * TEST_SAVEPOINTS + 1):  # + schedule
+    with django_assert_num_queries(12 + TEST_SAVEPOINTS + 1):  # + the schedule
         assert pay(customer_client, reservation, str(uuid.uuid4())).status_code == 201
 
 
@@ -81,27 +76,23 @@ def test_a_payment_without_a_key_takes_ten_queries(
     second = held_reservation(user=customer, schedule=first.schedule, seat_prices=(100_000,))
     assert pay(customer_client, first).status_code == 201
 
-    # The same as with a key, without 2. (the claim) and 12. (the answer)
+    # The same as with a key, without 2. and 12. (the key's record)
     with django_assert_num_queries(10 + TEST_SAVEPOINTS):
         assert pay(customer_client, second).status_code == 201
 
 
-def test_a_wallet_charge_takes_six_queries_and_a_savepoint(
-    customer, customer_client, django_assert_num_queries
-):
+def test_a_wallet_charge_takes_six_queries(customer, customer_client, django_assert_num_queries):
     wallet_charge(user=customer, amount=1_000)  # the wallet exists
 
     # 1. the Bearer token and its user
-    # 2. claim the key: INSERT (its own SAVEPOINT here; autocommit in production)
-    #    (SAVEPOINT here, BEGIN in production: the work transaction)
-    #    (SAVEPOINT: the service's transaction)
+    #    (SAVEPOINT here, BEGIN in production: the work transaction, which the service joins)
+    # 2. insert the key's record
     # 3. the conditional UPDATE that credits the wallet
     # 4. the wallet's id and new balance
     # 5. insert the ledger entry
-    #    (RELEASE SAVEPOINT: the service's transaction)
-    # 6. record the answer on the claim, if it is still ours
+    # 6. write the answer on the key's record
     #    (RELEASE SAVEPOINT here, COMMIT in production)
-    with django_assert_num_queries(6 + SERVICE_SAVEPOINT + 2 * TEST_SAVEPOINTS):
+    with django_assert_num_queries(6 + TEST_SAVEPOINTS):
         response = customer_client.post(
             "/api/v1/wallet/charges",
             {"amount": 2_500},

@@ -113,8 +113,9 @@ def test_status_with_a_missing_or_forged_token_is_refused(customer_client, token
 
     response = customer_client.get("/api/v1/queue", **headers)
 
-    assert response.status_code == 401
+    assert response.status_code == 403
     assert error(response)["code"] == "queue_token_invalid"
+    assert error(response)["details"]["reason"] in ("missing", "malformed")
 
 
 def test_a_token_works_only_for_its_own_customer(customer_client):
@@ -125,8 +126,9 @@ def test_a_token_works_only_for_its_own_customer(customer_client):
     response = someone_else.get("/api/v1/queue", HTTP_X_QUEUE_TOKEN=token)
     leave = someone_else.delete("/api/v1/queue", HTTP_X_QUEUE_TOKEN=token)
 
-    assert (response.status_code, error(response)["code"]) == (401, "queue_token_invalid")
-    assert leave.status_code == 401
+    assert (response.status_code, error(response)["code"]) == (403, "queue_token_invalid")
+    assert error(response)["details"] == {"reason": "not_yours"}
+    assert leave.status_code == 403
     assert (
         customer_client.get("/api/v1/queue", HTTP_X_QUEUE_TOKEN=token).json()["status"] == "waiting"
     )
@@ -157,7 +159,7 @@ def test_an_admitted_customer_sees_the_seat_map(customer, customer_client, sched
 def test_seat_map_refuses_missing_or_forged_tokens(customer_client, schedule, token):
     response = seat_map(customer_client, schedule, token)
 
-    assert (response.status_code, error(response)["code"]) == (401, "queue_token_invalid")
+    assert (response.status_code, error(response)["code"]) == (403, "queue_token_invalid")
 
 
 def test_seat_map_refuses_another_customers_token(customer_client, schedule):
@@ -165,7 +167,8 @@ def test_seat_map_refuses_another_customers_token(customer_client, schedule):
 
     response = seat_map(customer_client, schedule, token)
 
-    assert (response.status_code, error(response)["code"]) == (401, "queue_token_invalid")
+    assert (response.status_code, error(response)["code"]) == (403, "queue_token_invalid")
+    assert error(response)["details"] == {"reason": "not_yours"}
 
 
 def test_seat_map_refuses_a_token_of_another_concert(customer, customer_client, schedule):
@@ -173,7 +176,9 @@ def test_seat_map_refuses_a_token_of_another_concert(customer, customer_client, 
 
     response = seat_map(customer_client, schedule, token)
 
-    assert (response.status_code, error(response)["code"]) == (401, "queue_token_invalid")
+    assert (response.status_code, error(response)["code"]) == (403, "queue_token_invalid")
+    assert error(response)["details"] == {"reason": "other_concert"}
+    assert error(response)["message"] == "This queue token is for another concert's queue."
 
 
 def test_a_token_of_another_concert_is_refused_before_redis_is_asked(
@@ -191,7 +196,7 @@ def test_a_token_of_another_concert_is_refused_before_redis_is_asked(
     with override_settings(CACHES=dead):
         response = seat_map(customer_client, schedule, token)
 
-    assert (response.status_code, error(response)["code"]) == (401, "queue_token_invalid")
+    assert (response.status_code, error(response)["code"]) == (403, "queue_token_invalid")
 
 
 def test_seat_map_tells_a_waiting_customer_where_they_stand(customer_client, schedule):
@@ -295,7 +300,7 @@ def test_a_token_with_non_ascii_digits_is_refused_not_a_crash(customer_client):
         "/api/v1/queue", HTTP_X_QUEUE_TOKEN="\xb2.0123456789abcdef." + "0" * 32
     )
 
-    assert (response.status_code, response.json()["error"]["code"]) == (401, "queue_token_invalid")
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "queue_token_invalid")
 
 
 def test_another_customers_token_is_refused_before_redis_is_asked(customer_client, settings):
@@ -312,4 +317,4 @@ def test_another_customers_token_is_refused_before_redis_is_asked(customer_clien
     with override_settings(CACHES=dead):
         response = thief.get("/api/v1/queue", HTTP_X_QUEUE_TOKEN=token)
 
-    assert (response.status_code, error(response)["code"]) == (401, "queue_token_invalid")
+    assert (response.status_code, error(response)["code"]) == (403, "queue_token_invalid")

@@ -5,16 +5,36 @@ from django.utils import timezone
 
 from queueing.redis_queue import queue_keys, queue_redis, run_script, to_ms
 from queueing.scripts import POST_OPENING_BASE
-from queueing.selectors import queue_stats, queue_status
-from queueing.services import queue_admit_tick, queue_enter, queue_leave, queue_release
-from queueing.tokens import token_read
+from queueing.selectors import queue_stats
+from queueing.services import (
+    queue_admit_tick,
+    queue_enter,
+    queue_leave,
+    queue_poll,
+    queue_release,
+)
+from queueing.tokens import token_verify
 from tests.concerts.factories import ConcertFactory
 from tests.concurrency import run_concurrently
 
 
 def status_of(concert, user_id, token, now=None, touch=True):
-    nonce = token_read(token, user_id=user_id).nonce
-    return queue_status(concert=concert, user_id=user_id, nonce=nonce, now=now, touch=touch)
+    return queue_poll(
+        concert=concert,
+        user_id=user_id,
+        token=token_verify(token, user_id=user_id),
+        now=now,
+        touch=touch,
+    )
+
+
+def tick_every_second(concert, start, end) -> None:
+    """Admission ticks from `start` to `end`, one a second, as beat sends them: a longer gap
+    between two ticks would read as an outage (scripts.py)."""
+    moment = start
+    while moment <= end:
+        queue_admit_tick(concert=concert, now=moment)
+        moment += timedelta(seconds=1)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -134,11 +154,10 @@ def test_waiting_customers_who_stop_polling_lose_their_place():
     polling = queue_enter(concert_id=concert.id, user_id=2, now=start)
     assert status_of(concert, 2, polling.token, now=start).position == 2
 
+    paused = ConcertFactory.build(id=concert.id, **_paused(concert))  # ticks only tidy up
+    tick_every_second(paused, start, start + timedelta(seconds=199))
     status_of(concert, 2, polling.token, now=start + timedelta(seconds=200))  # a poll
-    queue_admit_tick(
-        concert=ConcertFactory.build(id=concert.id, **_paused(concert)),
-        now=start + timedelta(seconds=400),
-    )
+    tick_every_second(paused, start + timedelta(seconds=200), start + timedelta(seconds=400))
 
     assert status_of(concert, 1, gone.token, now=start + timedelta(seconds=401)).state == "expired"
     assert status_of(concert, 2, polling.token, now=start + timedelta(seconds=401)).position == 1
@@ -199,7 +218,7 @@ def test_leaving_or_paying_frees_the_slot_for_the_next_customer():
     tokens = [queue_enter(concert_id=concert.id, user_id=u).token for u in (1, 2, 3)]
     queue_admit_tick(concert=concert)
 
-    queue_leave(token=token_read(tokens[0], user_id=1), user_id=1)
+    queue_leave(token=token_verify(tokens[0], user_id=1), user_id=1)
     queue_admit_tick(concert=concert)
     assert status_of(concert, 2, tokens[1]).state == "admitted"
 
@@ -217,18 +236,19 @@ def test_reentering_after_leaving_starts_a_new_entry_at_the_back():
     concert = ConcertFactory()
     old = queue_enter(concert_id=concert.id, user_id=1)
     queue_enter(concert_id=concert.id, user_id=2)
-    queue_leave(token=token_read(old.token, user_id=1), user_id=1)
+    queue_leave(token=token_verify(old.token, user_id=1), user_id=1)
 
     new = queue_enter(concert_id=concert.id, user_id=1)
 
     assert new.created and new.token != old.token
     assert new.status.position == 2
-    with pytest.raises(QueueTokenInvalid):
+    with pytest.raises(QueueTokenInvalid) as refused:
         status_of(concert, 1, old.token)
+    assert refused.value.details == {"reason": "replaced"}
 
 
 @pytest.mark.django_db
-def test_eta_comes_from_the_measured_admission_rate():
+def test_while_slots_are_free_the_eta_is_the_configured_pace():
     concert = ConcertFactory(queue_max_active=10_000, queue_admit_per_minute=600)  # 10 a second
     start = timezone.now().replace(microsecond=0)
     tokens = [queue_enter(concert_id=concert.id, user_id=u, now=start).token for u in range(1, 201)]
@@ -236,7 +256,31 @@ def test_eta_comes_from_the_measured_admission_rate():
     queue_admit_tick(concert=concert, now=start)  # the saved-up 20
     queue_admit_tick(concert=concert, now=start + timedelta(seconds=1))  # 10 more
 
-    # 30 admitted over 2 seconds = 15 a second; the last customer is 170th: 170 / 15 -> 12 s.
+    # 30 admitted; the last customer is 170th and slots are free: 170 at 10 a second -> 17 s.
+    last = status_of(concert, 200, tokens[-1], now=start + timedelta(seconds=1))
+    assert (last.position, last.eta_seconds) == (170, 17)
+
+
+@pytest.mark.django_db
+def test_an_empty_queue_promises_seconds_not_minutes():
+    concert = ConcertFactory(queue_max_active=100, queue_admit_per_minute=300)
+
+    entry = queue_enter(concert_id=concert.id, user_id=1)
+
+    assert (entry.status.position, entry.status.eta_seconds) == (1, 1)
+
+
+@pytest.mark.django_db
+def test_when_every_slot_is_taken_the_eta_is_the_measured_pace():
+    concert = ConcertFactory(queue_max_active=30, queue_admit_per_minute=600)
+    start = timezone.now().replace(microsecond=0)
+    tokens = [queue_enter(concert_id=concert.id, user_id=u, now=start).token for u in range(1, 201)]
+
+    queue_admit_tick(concert=concert, now=start)  # the saved-up 20
+    queue_admit_tick(concert=concert, now=start + timedelta(seconds=1))  # 10 more: full
+
+    # 30 admitted over 2 seconds = 15 a second; nobody more gets in until slots free up, so
+    # the 170th waits for the measured pace: 170 / 15 -> 12 s.
     last = status_of(concert, 200, tokens[-1], now=start + timedelta(seconds=1))
     assert (last.position, last.eta_seconds) == (170, 12)
 
@@ -246,6 +290,7 @@ def test_positions_stay_right_with_a_hundred_thousand_waiting():
     concert = ConcertFactory(queue_max_active=1_000, queue_admit_per_minute=1_000_000)
     now = timezone.now()
     client = queue_redis()
+    orders = {}
     # Built fast: the same ENTER script, pipelined a thousand at a time.
     for first in range(1, 100_001, 1000):
         pipe = client.pipeline(transaction=False)
@@ -253,15 +298,16 @@ def test_positions_stay_right_with_a_hundred_thousand_waiting():
             run_script(
                 "ENTER", concert.id, [user_id, f"{user_id:016x}", to_ms(now), 0, 0], client=pipe
             )
-        pipe.execute()
+        for user_id, reply in zip(range(first, first + 1000), pipe.execute(), strict=True):
+            orders[user_id] = int(reply[1])
     assert client.zcard(queue_keys(concert.id)[0]) == 100_000
 
     def position(user_id):
-        raw = f"{concert.id}.{user_id:016x}"
         from queueing.tokens import token_issue
 
-        token = token_issue(concert_id=concert.id, user_id=user_id, nonce=f"{user_id:016x}")
-        assert token.startswith(raw)
+        token = token_issue(
+            concert_id=concert.id, user_id=user_id, nonce=f"{user_id:016x}", order=orders[user_id]
+        )
         return status_of(concert, user_id, token, now=now).position
 
     assert [position(u) for u in (1, 2, 50_000, 99_999, 100_000)] == [1, 2, 50_000, 99_999, 100_000]
@@ -278,8 +324,10 @@ def test_all_keys_of_a_concert_share_one_cluster_slot():
 
 
 def test_post_opening_order_keys_stay_exact_in_a_redis_double():
-    # Sorted-set scores are doubles: integers are exact below 2^53.
-    assert POST_OPENING_BASE + 10**12 < 2**53
+    # Sorted-set scores are doubles: integers are exact below 2^53. Post-opening keys are
+    # 2^41 + the arrival in microseconds since 1970: exact until the 23rd century.
+    year_2200_us = 7_258_118_400 * 10**6
+    assert POST_OPENING_BASE + year_2200_us < 2**53
 
 
 @pytest.mark.django_db
@@ -289,8 +337,7 @@ def test_paying_frees_only_an_admitted_queue_slot_never_a_place_in_line():
 
     queue_release(concert_id=concert.id, user_id=1)
 
-    nonce = token_read(entry.token, user_id=1).nonce
-    assert queue_status(concert=concert, user_id=1, nonce=nonce).state == "waiting"
+    assert status_of(concert, 1, entry.token).state == "waiting"
 
 
 @pytest.mark.django_db
@@ -301,27 +348,37 @@ def test_no_eta_while_the_line_has_not_moved_for_a_minute():
     second = queue_enter(concert_id=concert.id, user_id=2, now=start)
     queue_admit_tick(concert=concert, now=start)  # the one slot is taken
     later = start + timedelta(seconds=90)
-    queue_status(
-        concert=concert,
-        user_id=2,
-        nonce=token_read(second.token, user_id=2).nonce,
-        now=start + timedelta(seconds=60),
-    )
+    status_of(concert, 2, second.token, now=start + timedelta(seconds=60))
     queue_admit_tick(concert=concert, now=later)  # nobody left: nothing admitted for a minute
 
-    status = queue_status(
-        concert=concert, user_id=2, nonce=token_read(second.token, user_id=2).nonce, now=later
-    )
+    status = status_of(concert, 2, second.token, now=later)
 
     assert (status.position, status.eta_seconds) == (1, None)
 
 
-def test_a_token_names_its_customer_concert_and_entry():
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        (lambda token: token, None),
+        (lambda token: token.replace("7.", "8.", 1), "not_yours"),  # the concert
+        (lambda token: token.replace("0123", "3210", 1), "not_yours"),  # the entry
+        (lambda token: token.replace(".99.", ".98.", 1), "not_yours"),  # the place in line
+        (lambda token: token[:-1], "malformed"),
+        (lambda token: "", "missing"),
+    ],
+)
+def test_a_token_names_its_customer_concert_entry_and_place(change, reason):
+    from queueing.errors import QueueTokenInvalid
     from queueing.tokens import token_issue
 
-    token = token_issue(concert_id=7, user_id=1, nonce="0123456789abcdef")
+    token = change(token_issue(concert_id=7, user_id=1, nonce="0123456789abcdef", order=99))
 
-    assert token_read(token, user_id=1) is not None
-    assert token_read(token, user_id=2) is None
-    assert token_read(token.replace("7.", "8.", 1), user_id=1) is None
-    assert token_read(token.replace("0123", "3210", 1), user_id=1) is None
+    if reason is None:
+        assert token_verify(token, user_id=1).order == 99
+        with pytest.raises(QueueTokenInvalid) as someone_else:
+            token_verify(token, user_id=2)
+        assert someone_else.value.details == {"reason": "not_yours"}
+    else:
+        with pytest.raises(QueueTokenInvalid) as refused:
+            token_verify(token, user_id=1)
+        assert refused.value.details == {"reason": reason}

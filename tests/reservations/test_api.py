@@ -106,7 +106,7 @@ def test_holding_needs_an_admitted_queue_token(customer_client, schedule):
         format="json",
     )
 
-    assert (response.status_code, error(response)["code"]) == (401, "queue_token_invalid")
+    assert (response.status_code, error(response)["code"]) == (403, "queue_token_invalid")
     assert not Reservation.objects.exists()
 
 

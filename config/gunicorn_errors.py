@@ -1,0 +1,26 @@
+"""gunicorn's own error answers (a request line too long, headers too large, a malformed
+request) in the API's one error shape instead of its HTML page: installed by
+config/gunicorn.conf.py in place of gunicorn.util.write_error, which every worker calls for
+a request it refuses before Django sees it."""
+
+import json
+
+from gunicorn import util
+
+
+def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    from config.errors import error_body, error_for_status
+
+    error = error_for_status(status_int)
+    body = json.dumps(error_body(error.code, error.message)).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\n"
+        "Connection: close\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode("latin1")
+    util.write_nonblock(sock, head + body)
+
+
+def install() -> None:
+    util.write_error = write_json_error
