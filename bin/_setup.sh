@@ -43,6 +43,7 @@ ensure_mysql_build_deps() {
 # ensure_apt_package COMMAND PACKAGE: install PACKAGE when COMMAND is not on the PATH.
 ensure_apt_package() {
   command -v "$1" >/dev/null 2>&1 && return 0
+  [ -x "/usr/sbin/$1" ] && return 0  # nginx and other daemons, off a non-root user's PATH
   echo "== Installing $2 (provides $1)"
   apt_install "$2"
 }

@@ -37,12 +37,17 @@ def nginx_binary() -> str | None:
     )
 
 
-def render(*, folder: Path, listen: int, upstreams: list[str]) -> Path:
+def render(
+    *, folder: Path, listen: int, upstreams: list[str], read_timeout: str | None = None
+) -> Path:
     """Write the proxy's configuration into `folder`; returns the main file. `upstreams`:
-    host:port of each gunicorn."""
+    host:port of each gunicorn. `read_timeout` replaces the template's proxy_read_timeout
+    (tests of the 504 answer)."""
     folder.mkdir(parents=True, exist_ok=True)
     servers = "\n    ".join(f"server {address} max_fails=0;" for address in upstreams)
     site = TEMPLATE.read_text()
+    if read_timeout is not None:
+        site = site.replace("proxy_read_timeout 30s;", f"proxy_read_timeout {read_timeout};")
     site = site.replace("${NGINX_LISTEN}", f"127.0.0.1:{listen}")
     site = site.replace("${NGINX_UPSTREAM_SERVERS}", servers)
     (folder / "concerts.conf").write_text(site)
@@ -54,8 +59,11 @@ def render(*, folder: Path, listen: int, upstreams: list[str]) -> Path:
 class Nginx:
     """nginx in the foreground, as a child process: start(), then stop()."""
 
-    def __init__(self, *, folder: Path, listen: int, upstreams: list[str]):
+    def __init__(
+        self, *, folder: Path, listen: int, upstreams: list[str], read_timeout: str | None = None
+    ):
         self.folder, self.listen, self.upstreams = folder, listen, upstreams
+        self.read_timeout = read_timeout
         self.process: subprocess.Popen | None = None
 
     @property
@@ -66,7 +74,12 @@ class Nginx:
         binary = nginx_binary()
         if binary is None:
             raise RuntimeError("nginx is not installed (Debian: apt-get install nginx)")
-        config = render(folder=self.folder, listen=self.listen, upstreams=self.upstreams)
+        config = render(
+            folder=self.folder,
+            listen=self.listen,
+            upstreams=self.upstreams,
+            read_timeout=self.read_timeout,
+        )
         self.process = subprocess.Popen(
             [
                 binary,

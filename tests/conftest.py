@@ -70,6 +70,16 @@ def isolated_redis():
 
 
 @pytest.fixture(autouse=True)
+def redis_circuits_closed():
+    """Each test starts with every Redis circuit breaker closed (config/redis.py)."""
+    from config.redis import breakers_reset
+
+    breakers_reset()
+    yield
+    breakers_reset()
+
+
+@pytest.fixture(autouse=True)
 def fresh_local_caches():
     """Per-process caches (config.localcache) start empty in every test."""
     from config.localcache import LocalCache
