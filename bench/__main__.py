@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         preparation["seconds"] = round(time.monotonic() - started, 1)
 
         # 2. the system, then the rows: reads, writes, the on-sale crowd
-        system = run.start_system(args.workers)
+        system = run.start_system(args.workers, proxy=not args.no_proxy)
         rows += measure_reads(system, reads, load)
         for write_run in write_runs:  # (one by one: an abort keeps the runs measured so far)
             rows.append(writes.measure(system, write_run, load, DATABASE))
@@ -138,6 +138,7 @@ def make_customers(selected: set[str], scale: float, preparation: dict) -> list:
 def settings(args: argparse.Namespace, with_onsale: bool) -> dict:
     return {
         "workers": args.workers,
+        "proxy": "none" if args.no_proxy else "nginx",
         "connections": args.connections,
         "read_seconds": args.duration,
         "warmup_seconds": args.warmup,
@@ -191,6 +192,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add("--output", help="results/<output>.md and .json (default: suite)")
     add("--workers", type=int, default=WORKERS, help=f"gunicorn processes (default {WORKERS})")
+    add(
+        "--no-proxy",
+        action="store_true",
+        help="wrk straight at gunicorn, without nginx in front (the shape before the proxy)",
+    )
     add(
         "--connections",
         type=int,

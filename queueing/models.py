@@ -1,6 +1,5 @@
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
 
 from concerts.models import Concert
 
@@ -70,11 +69,7 @@ class QueueAdmission(models.Model):
         ]
         indexes = [
             models.Index(fields=["concert", "admitted_until"], name="queue_admission_live_idx"),
-            models.Index(
-                fields=["release_pending"],
-                name="queue_admission_release_idx",
-                condition=Q(release_pending=True),
-            ),
+            models.Index(fields=["release_pending"], name="queue_admission_release_idx"),
         ]
 
     def __str__(self) -> str:

@@ -23,14 +23,14 @@ import psutil
 
 from bench.harness import log
 
-GROUPS = ("gunicorn", "celery", "redis", "mariadb")
+GROUPS = ("gunicorn", "nginx", "celery", "redis", "mariadb")
 
 
 class CpuMeter:
     """Snapshots of CPU time: the machine's, and each group's (`cpu_delta` compares two).
 
-    gunicorn_pid and celery_pids are the processes the run started; their children (gunicorn's
-    workers, the Celery worker's pool) count with them, also the ones that ended in between
+    gunicorn_pid, nginx_pid and celery_pids are the processes the run started; their children
+    (gunicorn's and nginx's workers, the Celery worker's pool) count with them, also the ones that ended in between
     (a recycled worker). wrk is every child of this process that ended in between: measure
     takes its snapshots so that wrk is the only one."""
 
@@ -39,11 +39,13 @@ class CpuMeter:
         *,
         gunicorn_pid: int | None,
         celery_pids: list[int],
+        nginx_pid: int | None = None,
         database_url: str,
         redis_url: str,
     ):
         self.pids = {
             "gunicorn": [gunicorn_pid] if gunicorn_pid else [],
+            "nginx": [nginx_pid] if nginx_pid else [],
             "celery": list(celery_pids),
             "redis": _listener_pids(redis_url, "Redis", default_port=6379),
             "mariadb": _listener_pids(database_url, "MariaDB", default_port=3306),

@@ -1,4 +1,5 @@
-"""gunicorn and Celery as in production, started from the code snapshot.
+"""nginx, gunicorn and Celery as in production, started from the code snapshot (nginx from
+this tree's ops/nginx: the proxy is the harness's, whatever code is measured).
 
 Each process runs in a session of its own, so that stopping it ends exactly it and its
 children, never a process someone else started.
@@ -19,6 +20,7 @@ import psutil
 
 from bench.harness import VENV
 from bench.harness.cpu import CpuMeter
+from ops.nginx import Nginx
 
 START_SECONDS = 60
 
@@ -145,30 +147,54 @@ class Celery:
 
 
 class System:
-    """The system under test: gunicorn, a Celery worker and Celery beat on one environment
-    (the run's scratch database and Redis prefix), and the meter of their CPU."""
+    """The system under test: nginx in front of gunicorn (the production shape; `proxy=False`
+    measures gunicorn alone), a Celery worker and Celery beat on one environment (the run's
+    scratch database and Redis prefix), and the meter of their CPU."""
 
-    def __init__(self, *, env: dict, workers: int, cwd: Path, logs: Path, beat_schedule: Path):
-        self.env = env
+    def __init__(
+        self,
+        *,
+        env: dict,
+        workers: int,
+        cwd: Path,
+        logs: Path,
+        beat_schedule: Path,
+        scratch: Path,
+        proxy: bool = True,
+    ):
+        # Behind the proxy the client's address is the one it forwards (the signup throttle).
+        self.env = {**env, "NUM_PROXIES": "1"} if proxy else env
         self.gunicorn = Gunicorn(
-            env=env, workers=workers, log_path=logs / "suite-gunicorn.log", cwd=cwd
+            env=self.env, workers=workers, log_path=logs / "suite-gunicorn.log", cwd=cwd
         )
         self.celery = Celery(
-            env=env, log_path=logs / "suite-celery.log", cwd=cwd, beat_schedule=beat_schedule
+            env=self.env, log_path=logs / "suite-celery.log", cwd=cwd, beat_schedule=beat_schedule
+        )
+        self.nginx = (
+            Nginx(
+                folder=scratch / "nginx",
+                listen=_free_port(),
+                upstreams=[f"127.0.0.1:{self.gunicorn.port}"],
+            )
+            if proxy
+            else None
         )
         self.cpu: CpuMeter | None = None
 
     @property
     def url(self) -> str:
-        return self.gunicorn.url
+        return self.nginx.url if self.nginx else self.gunicorn.url
 
     def start(self) -> None:
         for log_path in (self.gunicorn.log_path, self.celery.log_path):
             log_path.write_bytes(b"")  # each run's logs alone
         self.gunicorn.start()
+        if self.nginx:
+            self.nginx.start()
         self.celery.start()
         self.cpu = CpuMeter(
             gunicorn_pid=self.gunicorn.proc.pid,
+            nginx_pid=self.nginx.process.pid if self.nginx else None,
             celery_pids=self.celery.pids(),
             database_url=self.env["DATABASE_URL"],
             redis_url=self.env["REDIS_URL"],
@@ -176,4 +202,6 @@ class System:
 
     def stop(self) -> None:
         self.celery.stop()
+        if self.nginx:
+            self.nginx.stop()
         self.gunicorn.stop()

@@ -93,7 +93,8 @@ def _header(report: dict) -> list[str]:
         f"({report['git']['dirty_files']} files changed in the working tree at start)",
         f"- command: `{report['command']}` ({report['elapsed_s']:.0f} s in all, "
         f"{report['preparation'].get('seconds', 0):.0f} s of it preparing data)",
-        f"- gunicorn: {s['workers']} sync workers, production settings; Celery worker + beat; "
+        f"- {'nginx in front of ' if s.get('proxy', 'none') != 'none' else ''}gunicorn: "
+        f"{s['workers']} sync workers, production settings; Celery worker + beat; "
         f"wrk with {s['connections']} connections: reads for {s['read_seconds']} s each after "
         f"{s['warmup_seconds']} s of warm-up, the best of {s['read_rounds']} rounds; "
         "writes a prepared list sent once",

@@ -91,18 +91,21 @@ class BenchRun:
         self.meta = meta
         return self
 
-    def start_system(self, workers: int) -> System:
-        """gunicorn and Celery from the snapshot, stopped again on the way out."""
+    def start_system(self, workers: int, proxy: bool = True) -> System:
+        """nginx, gunicorn and Celery (from the snapshot), stopped again on the way out."""
         system = System(
             env=self.server_env,
             workers=workers,
             cwd=self.src,
             logs=LOGS,
             beat_schedule=self.tmp / "celerybeat-schedule",
+            scratch=self.tmp,
+            proxy=proxy,
         )
         self._systems.append(system)
         system.start()
-        log(f"gunicorn ({workers} workers) at {system.url}, Celery worker and beat up")
+        front = "nginx in front of " if proxy else ""
+        log(f"{front}gunicorn ({workers} workers) at {system.url}, Celery worker and beat up")
         return system
 
     def __exit__(self, exc_type, exc, tb) -> bool:

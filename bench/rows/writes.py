@@ -243,14 +243,21 @@ def state_counts() -> dict:
 
     from payments.models import LedgerEntry, Payment, Wallet
 
-    idempotency_records = _idempotency_record_model().objects
+    records = _idempotency_record_model()
+    fields = {field.name for field in records._meta.get_fields()}
+    # Until the records were written with the work (accounts 0003), a claim was a row of its
+    # own with a `completed` flag; since, every committed record has its answer.
+    if "completed" in fields:
+        completed, open_claims = {"completed": True}, {"completed": False}
+    else:
+        completed, open_claims = {"response_status__isnull": False}, {"response_status": None}
     return {
         "ledger_charges": LedgerEntry.objects.filter(kind="charge").count(),
         "ledger_payments": LedgerEntry.objects.filter(kind="payment").count(),
         "balance_total": int(Wallet.objects.aggregate(s=Sum("balance"))["s"] or 0),
         "payments": Payment.objects.count(),
-        "idempotency_completed": idempotency_records.filter(completed=True).count(),
-        "idempotency_open": idempotency_records.filter(completed=False).count(),
+        "idempotency_completed": records.objects.filter(**completed).count(),
+        "idempotency_open": records.objects.filter(**open_claims).count(),
     }
 
 
