@@ -26,7 +26,7 @@ from concerts.selectors import concert_get_cached
 from . import scripts
 from .errors import QueueClosed, QueueTokenInvalid, TokenProblem
 from .models import EndReason, QueueAdmission, QueueState
-from .redis_queue import run_script, to_ms
+from .redis_queue import queue_redis, run_script, to_ms
 from .selectors import EntryUnknown, QueueStatus, queue_status, status_from_reply
 from .tokens import QueueToken, new_nonce, token_issue
 
@@ -258,10 +258,15 @@ def _queue_go_live(*, concert: Concert, now: datetime) -> None:
             "user_id", "nonce", "order", "admitted_until"
         )
     )
+    pipe = queue_redis().pipeline(transaction=False)  # up to max_active sessions: one trip
     for user_id, nonce, order, admitted_until in live:
         run_script(
-            "RESTORE", concert.id, [user_id, nonce, order, to_ms(now), to_ms(admitted_until)]
+            "RESTORE",
+            concert.id,
+            [user_id, nonce, order, to_ms(now), to_ms(admitted_until)],
+            client=pipe,
         )
+    pipe.execute()
     ran_before = bool(live) or recorded.exists()
     resume_at = to_ms(now + RESTORE_GRACE) if ran_before else 0
     run_script("GO_LIVE", concert.id, [to_ms(now), resume_at])
