@@ -22,6 +22,7 @@ from accounts.models import User
 from concerts.selectors import schedule_get_cached
 from config.db import retry_on_lock_conflict, service_atomic
 from config.errors import NotFound, ValidationFailed
+from queueing.services import queue_admission_end
 from reservations import inventory
 from reservations.errors import HoldExpired, ReservationNotPayable, SalesClosed
 from reservations.models import Reservation, ReservationStatus
@@ -140,6 +141,9 @@ def payment_create(*, user: User, reservation_id: int, now: datetime | None = No
         Reservation.objects.filter(id=reservation.id).update(
             status=ReservationStatus.CONFIRMED, updated_at=timezone.now()
         )
+        # The buyer's admitted session is over: recorded with the payment, so that a queue
+        # Redis loses is restored without it (docs/queue.md); Redis learns it after the commit.
+        queue_admission_end(concert_id=concert_id, user_id=user.id, now=now)
         transaction.on_commit(lambda: _release_queue_slot(concert_id=concert_id, user_id=user.id))
     return payment
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import redis.exceptions
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from concerts.models import Concert
@@ -154,6 +156,16 @@ def queue_leave(*, token: QueueToken, user_id: int, now: datetime | None = None)
     ).update(ended_at=now)
 
 
+def queue_admission_end(*, concert_id: int, user_id: int, now: datetime) -> int:
+    """Record that the customer's admitted session is over (they paid), so that a line Redis
+    later loses does not bring it back as admitted: restoring finished sessions would put
+    more customers in than max_active. Call inside the payment's transaction: it commits
+    with the payment or not at all. Returns how many admissions it ended (0 or 1)."""
+    return QueueAdmission.objects.filter(
+        concert_id=concert_id, user_id=user_id, ended_at=None, admitted_until__gt=now
+    ).update(ended_at=now)
+
+
 def queue_release(*, concert_id: int, user_id: int) -> None:
     """The customer is done (paid): their admitted slot goes to the next in line.
 
@@ -163,9 +175,10 @@ def queue_release(*, concert_id: int, user_id: int) -> None:
     try:
         run_script("END", concert_id, [user_id, "", EndReason.DONE])
     except redis.exceptions.RedisError:
+        now = timezone.now()
         pending = QueueAdmission.objects.filter(
-            concert_id=concert_id, user_id=user_id, ended_at=None
-        ).update(ended_at=timezone.now(), release_pending=True)
+            concert_id=concert_id, user_id=user_id, admitted_until__gt=now
+        ).update(ended_at=Coalesce(F("ended_at"), Value(now)), release_pending=True)
         logger.info(
             "Queue slot of user %s (concert %s): Redis unavailable, %s release(s) left for "
             "the tick",

@@ -199,3 +199,29 @@ def test_a_slot_release_redis_cannot_take_is_done_when_it_is_back(settings):
     assert not QueueAdmission.objects.get(user_id=1).release_pending
     assert poll(concert, 1, tokens[1]).state == "done"
     assert poll(concert, 2, tokens[2]).state == "admitted"
+
+
+def test_sessions_that_ended_by_payment_are_not_brought_back(
+    customer, django_capture_on_commit_callbacks
+):
+    """Customers who paid are done: after Redis loses the line, restoring their sessions
+    would put more customers in than max_active."""
+    from payments.services import payment_create, wallet_charge
+    from tests.concerts.factories import SeatFactory
+    from tests.reservations.factories import hold_seats
+
+    concert = ConcertFactory(queue_max_active=1)
+    schedule = ScheduleFactory(concert=concert)
+    seat = SeatFactory(schedule=schedule)
+    wallet_charge(user=customer, amount=500_000)
+    reservation = hold_seats(customer, schedule, seat)
+    with django_capture_on_commit_callbacks(execute=True):
+        payment_create(user=customer, reservation_id=reservation.id)
+    waiting = queue_enter(concert_id=concert.id, user_id=999)
+
+    redis_loses_the_line(concert)
+    tick = queue_admit_tick(concert=concert)  # puts live sessions back: none
+
+    assert tick.active == 0
+    assert QueueAdmission.objects.get(user_id=customer.id).ended_at is not None
+    assert poll(concert, 999, waiting.token).state == "waiting"
