@@ -125,15 +125,21 @@ return {new_nonce, order, 1, unpack(entry_status(user, new_nonce, now, '0'))}
 )
 
 # Put back an entry Redis lost, from what survived it: the customer's signed token (nonce and
-# order key) and, for an admitted customer, the admission recorded in the database.
-# ARGV: user, nonce, order key, now, admitted until (ms; '' while waiting) -> entry_status
+# order key) and, for an admitted customer, the admission recorded in the database. An
+# admitted session goes back only while fewer than max_active are admitted: capacity holds
+# by construction, whatever the database says; one that finds no room goes back to the line
+# at its own (early) order key, next to be let in.
+# ARGV: user, nonce, order key, now, admitted until (ms; '' while waiting), max_active
+# -> entry_status
 RESTORE = (
     ENTRY_STATUS
     + """
 local user, nonce, now = ARGV[1], ARGV[2], tonumber(ARGV[4])
 if redis.call('HEXISTS', KEYS[4], user) == 0 then
   redis.call('HSET', KEYS[4], user, nonce .. ':' .. ARGV[3])
-  if ARGV[5] ~= '' then
+  local room = ARGV[5] ~= '' and
+    redis.call('ZCOUNT', KEYS[3], '(' .. now, '+inf') < tonumber(ARGV[6])
+  if room then
     redis.call('ZADD', KEYS[3], tonumber(ARGV[5]), user)
   else
     redis.call('ZADD', KEYS[1], tonumber(ARGV[3]), user)

@@ -139,7 +139,9 @@ def _entry_restore(
         "Queue of concert %s: entry of user %s put back from its token", concert.id, user_id
     )
     reply = run_script(
-        "RESTORE", concert.id, [user_id, token.nonce, token.order, to_ms(now), until_ms]
+        "RESTORE",
+        concert.id,
+        [user_id, token.nonce, token.order, to_ms(now), until_ms, concert.queue_max_active],
     )
     return status_from_reply(reply, concert=concert, now=now)
 
@@ -266,17 +268,19 @@ def _queue_go_live(*, concert: Concert, now: datetime) -> None:
     line had run before, nobody new is let in for RESTORE_GRACE, while waiting customers
     poll and are put back in their order."""
     recorded = QueueAdmission.objects.filter(concert=concert)
+    # The most recently admitted first: should the database know more running sessions than
+    # max_active (it should not), those are the ones most likely still shopping.
     live = list(
-        recorded.filter(admitted_until__gt=now, ended_at=None).values_list(
-            "user_id", "nonce", "order", "admitted_until"
-        )
+        recorded.filter(admitted_until__gt=now, ended_at=None)
+        .order_by("-admitted_at", "-id")
+        .values_list("user_id", "nonce", "order", "admitted_until")
     )
     pipe = queue_redis().pipeline(transaction=False)  # up to max_active sessions: one trip
     for user_id, nonce, order, admitted_until in live:
         run_script(
             "RESTORE",
             concert.id,
-            [user_id, nonce, order, to_ms(now), to_ms(admitted_until)],
+            [user_id, nonce, order, to_ms(now), to_ms(admitted_until), concert.queue_max_active],
             client=pipe,
         )
     pipe.execute()

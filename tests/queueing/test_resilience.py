@@ -225,3 +225,34 @@ def test_sessions_that_ended_by_payment_are_not_brought_back(
     assert tick.active == 0
     assert QueueAdmission.objects.get(user_id=customer.id).ended_at is not None
     assert poll(concert, 999, waiting.token).state == "waiting"
+
+
+def test_restoring_never_admits_more_than_max_active_whatever_the_database_says():
+    """Were the database to know more running sessions than max_active (it should not), the
+    restore puts back max_active of them, and the others next in line."""
+    concert = ConcertFactory(queue_max_active=2, queue_admit_per_minute=6_000)
+    start = timezone.now()
+    tokens = {
+        u: queue_enter(concert_id=concert.id, user_id=u, now=start).token for u in range(1, 6)
+    }
+    queue_admit_tick(concert=concert, now=start)  # 1 and 2 are in
+    stale = QueueAdmission.objects.get(user_id=1)
+    for user_id in (3, 4):  # sessions the database wrongly believes still running
+        token = token_verify(tokens[user_id], user_id=user_id)
+        QueueAdmission.objects.create(
+            concert=concert,
+            user_id=user_id,
+            nonce=token.nonce,
+            order=token.order,
+            admitted_at=start - timedelta(seconds=1),
+            admitted_until=stale.admitted_until,
+        )
+
+    redis_loses_the_line(concert)
+    later = start + timedelta(seconds=1)
+    tick = queue_admit_tick(concert=concert, now=later)
+    states = {u: poll(concert, u, tokens[u], now=later).state for u in range(1, 6)}
+
+    assert tick.active == 2
+    assert queue_stats(concert_ids=[concert.id], now=later)[concert.id].admitted == 2
+    assert sorted(states.values()) == ["admitted", "admitted", "waiting", "waiting", "waiting"]
