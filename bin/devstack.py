@@ -152,7 +152,16 @@ class Stack:
         )
         self.start(
             "worker",
-            [str(BIN / "celery"), "-A", "config", "worker", "--loglevel=INFO", "--concurrency=2"],
+            [
+                str(BIN / "celery"),
+                "-A",
+                "config",
+                "worker",
+                "--loglevel=INFO",
+                "--concurrency=2",
+                "--without-gossip",  # worker-to-worker chatter this app does not use
+                "--without-mingle",
+            ],
         )
         self.start(
             "beat",

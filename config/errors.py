@@ -6,6 +6,7 @@ infrastructure outages are translated here, so no view formats an error by hand.
 """
 
 import logging
+import time
 from typing import Any, ClassVar
 
 import redis.exceptions
@@ -21,6 +22,7 @@ from rest_framework.views import set_rollback
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS_ON_OUTAGE = 5
+OUTAGE_LOG_SECONDS = 10
 
 
 class DomainError(Exception):
@@ -283,7 +285,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         if getattr(exc, "auth_header", None):
             headers["WWW-Authenticate"] = exc.auth_header
     elif _is_outage(exc):
-        logger.warning("Dependency unavailable: %r", exc)
+        _log_outage(exc)
         error = ServiceUnavailable()
     else:
         return None  # a bug: Django's 500 handler logs it and answers in the error shape
@@ -291,11 +293,29 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)
     set_rollback()
-    return Response(
+    response = Response(
         error_body(error.code, error.message, error.details),
         status=error.status_code,
         headers=headers,
     )
+    if isinstance(error, ServiceUnavailable):
+        # An outage is logged by _log_outage (and config/redis.py), a few lines a minute, not
+        # as Django's ERROR line for every 503 answered while it lasts.
+        response._has_been_logged = True
+    return response
+
+
+_outage_logged_at = 0.0
+
+
+def _log_outage(exc: Exception) -> None:
+    """A WARNING at most every OUTAGE_LOG_SECONDS per process while a dependency is down:
+    during a 20 s database restart the web answers hundreds of 503s, and one line says it."""
+    global _outage_logged_at
+    now = time.monotonic()
+    if now - _outage_logged_at >= OUTAGE_LOG_SECONDS:
+        _outage_logged_at = now
+        logger.warning("Dependency unavailable, answering 503 while it lasts: %r", exc)
 
 
 def _wants_json(request: HttpRequest) -> bool:

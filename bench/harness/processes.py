@@ -114,7 +114,10 @@ class Celery:
     def __init__(self, *, env: dict, log_path: Path, cwd: Path, beat_schedule: Path):
         celery = str(VENV / "celery")
         self.commands = {
-            "worker": [celery, "-A", "config", "worker", "--loglevel=INFO", "--concurrency=1"],
+            "worker": [
+                *[celery, "-A", "config", "worker", "--loglevel=INFO", "--concurrency=1"],
+                *["--without-gossip", "--without-mingle"],  # as in production
+            ],
             "beat": [celery, "-A", "config", "beat", "--loglevel=INFO", "-s", str(beat_schedule)],
         }
         self.env, self.log_path, self.cwd = env, log_path, cwd
