@@ -10,10 +10,21 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from config.money import format_won
+from payments.cancellations import refund_job_create
+from payments.forms import RefundForm
+from reservations.models import Reservation, ReservationStatus
 
 from . import services
 from .errors import SeatMapInvalid
-from .models import QUEUE_SETTINGS_FIELDS, Concert, Schedule, Seat, SeatStatus
+from .models import (
+    QUEUE_SETTINGS_FIELDS,
+    CancellationPolicy,
+    CancellationTier,
+    Concert,
+    Schedule,
+    Seat,
+    SeatStatus,
+)
 from .selectors import seat_free_q
 
 
@@ -93,7 +104,19 @@ class ConcertAdmin(CatalogAdminMixin, admin.ModelAdmin):
     readonly_fields = ["created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["title", "artist", "venue", "description"]}),
-        ("Sales", {"fields": ["is_published", "sale_opens_at", "hold_minutes"]}),
+        (
+            "Sales",
+            {
+                "fields": [
+                    "is_published",
+                    "sale_opens_at",
+                    "hold_minutes",
+                    "ticket_limit",
+                    "booking_fee",
+                    "cancellation_policy",
+                ]
+            },
+        ),
         (
             "Waiting room",
             {
@@ -177,7 +200,7 @@ class ScheduleAdmin(CatalogAdminMixin, admin.ModelAdmin):
     autocomplete_fields = ["concert"]
     readonly_fields = ["seats_overview", "created_at", "updated_at"]
     fields = ["concert", "starts_at", "ends_at", "seats_overview", "created_at", "updated_at"]
-    actions = ["generate_seat_map"]
+    actions = ["generate_seat_map", "refund_performance"]
     change_form_template = "admin/concerts/schedule/change_form.html"
 
     def get_queryset(self, request):
@@ -208,6 +231,57 @@ class ScheduleAdmin(CatalogAdminMixin, admin.ModelAdmin):
     @admin.display(description="Seats")
     def seats_overview(self, schedule: Schedule) -> str:
         return _seat_summary(schedule)
+
+    @admin.action(description="Refund every paid booking of the selected performances…")
+    def refund_performance(self, request, queryset):
+        """The show is cancelled: every paid reservation refunded, as a job per performance
+        (Payments → Refund jobs shows its progress). A confirmation page first."""
+        schedules = list(queryset.select_related("concert"))
+        form = RefundForm(request.POST if request.POST.get("confirmed") else None)
+        if form.is_bound and form.is_valid():
+            for schedule in schedules:
+                job = refund_job_create(
+                    schedule_id=schedule.id,
+                    in_full=form.cleaned_data["mode"] == RefundForm.IN_FULL,
+                    reason=form.cleaned_data["reason"],
+                    operator=request.user,
+                )
+                self.log_change(request, schedule, f"Refund job {job.id}: {job.reason}")
+                url = reverse("admin:payments_refundjob_change", args=[job.pk])
+                self.message_user(
+                    request,
+                    format_html(
+                        '{}: refunding {} paid booking(s); <a href="{}">follow the job</a>.',
+                        schedule,
+                        job.total,
+                        url,
+                    ),
+                    messages.SUCCESS,
+                )
+            return None
+        paid = {
+            schedule.id: Reservation.objects.filter(
+                schedule=schedule, status=ReservationStatus.CONFIRMED
+            ).count()
+            for schedule in schedules
+        }
+        return render(
+            request,
+            "admin/payments/refund_confirm.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": "Refund whole performances",
+                "intro": "Refund every paid booking of these performances to the customers' "
+                "wallets, one by one, in the background.",
+                "headings": ["Performance", "Paid bookings"],
+                "rows": [(schedule, paid[schedule.id]) for schedule in schedules],
+                "form": form if form.is_bound else RefundForm(),
+                "selected": [schedule.id for schedule in schedules],
+                "action": "refund_performance",
+                "confirm_label": "Yes, refund them all",
+            },
+        )
 
     @admin.action(description="Generate a seat map for the selected schedules")
     def generate_seat_map(self, request, queryset):
@@ -361,4 +435,55 @@ class SeatAdmin(CatalogAdminMixin, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         if obj is not None and obj.status != SeatStatus.AVAILABLE:
             return False
+        return super().has_delete_permission(request, obj)
+
+
+class CancellationTierInlineFormSet(forms.BaseInlineFormSet):
+    def clean(self):
+        """Tiers may not overlap: each day before the show has at most one fee."""
+        super().clean()
+        ranges = sorted(
+            (form.cleaned_data["min_days_before"], form.cleaned_data.get("max_days_before"))
+            for form in self.forms
+            if form.cleaned_data
+            and not form.cleaned_data.get("DELETE")
+            and form.cleaned_data.get("min_days_before") is not None
+        )
+        for (low, high), (next_low, _) in zip(ranges, ranges[1:], strict=False):
+            if high is None or high >= next_low:
+                raise forms.ValidationError(
+                    f"The tier from D-{low} overlaps the tier from D-{next_low}."
+                )
+
+
+class CancellationTierInline(admin.TabularInline):
+    model = CancellationTier
+    formset = CancellationTierInlineFormSet
+    extra = 0
+    fields = ["min_days_before", "max_days_before", "percent", "flat_won", "cap_percent"]
+
+
+@admin.register(CancellationPolicy)
+class CancellationPolicyAdmin(admin.ModelAdmin):
+    """Cancellation fees as data: a free window after payment, fee tiers by days before the
+    show, a cut-off. Days before the show count calendar days in Asia/Seoul: D-1 is the day
+    before the show."""
+
+    list_display = ["name", "free_window_days", "cutoff_days_before", "cutoff_time", "concerts"]
+    fields = [
+        "name",
+        "free_window_days",
+        "free_window_min_days_before",
+        "cutoff_days_before",
+        "cutoff_time",
+    ]
+    inlines = [CancellationTierInline]
+
+    @admin.display(description="Concerts using it")
+    def concerts(self, policy: CancellationPolicy) -> int:
+        return policy.concerts.count()
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.concerts.exists():
+            return False  # concerts use it: give them another policy first
         return super().has_delete_permission(request, obj)

@@ -1,4 +1,6 @@
-from django.core.validators import MinValueValidator
+from datetime import time
+
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -9,8 +11,45 @@ POSITIVE_SETTINGS = (
     "queue_admitted_minutes",
     "queue_abandon_after_seconds",
     "hold_minutes",
+    "ticket_limit",
 )
 AT_LEAST_ONE = [MinValueValidator(1)]
+
+# The cancellation fees of Korean ticket sites (the Fair Trade Commission's standard terms for
+# performances): free within 7 days of payment while the show is 10 or more days away; from
+# D-10 on ₩4,000 a ticket (at most 10 % of its price), D-9 to D-7 10 %, D-6 to D-3 20 %,
+# D-2 to D-1 30 %; nothing after 17:00 the day before the show. Data, not code: operators edit
+# it in admin or give a concert another policy.
+STANDARD_CANCELLATION_POLICY = {
+    "name": "Korean standard (공연 표준 취소수수료)",
+    "free_window_days": 7,
+    "free_window_min_days_before": 10,
+    "cutoff_days_before": 1,
+    "cutoff_time": time(17, 0),
+    "tiers": [
+        {"min_days_before": 10, "max_days_before": None, "flat_won": 4_000, "cap_percent": 10},
+        {"min_days_before": 7, "max_days_before": 9, "percent": 10},
+        {"min_days_before": 3, "max_days_before": 6, "percent": 20},
+        {"min_days_before": 1, "max_days_before": 2, "percent": 30},
+    ],
+}
+
+
+def standard_cancellation_policy_id() -> int:
+    """The id of the standard policy, every concert's default; made on first use, so that it
+    exists whatever emptied the table (a test's flush)."""
+    definition = dict(STANDARD_CANCELLATION_POLICY)
+    tiers = definition.pop("tiers")
+    policy, created = CancellationPolicy.objects.get_or_create(
+        name=definition.pop("name"), defaults=definition
+    )
+    if created:
+        CancellationTier.objects.bulk_create(
+            CancellationTier(policy=policy, **tier) for tier in tiers
+        )
+    return policy.id
+
+
 # The waiting room's settings, as operators edit them (concert admin and the queue panel).
 QUEUE_SETTINGS_FIELDS = [
     "queue_paused",
@@ -64,6 +103,26 @@ class Concert(models.Model):
         default=5,
         validators=AT_LEAST_ONE,
         help_text="How long held seats wait for payment before going back on sale.",
+    )
+    ticket_limit = models.PositiveSmallIntegerField(
+        "tickets per customer and performance",
+        default=4,
+        validators=AT_LEAST_ONE,
+        help_text="The most seats one customer may hold and own of one performance, counted "
+        "across all their bookings.",
+    )
+    booking_fee = models.PositiveIntegerField(
+        "booking fee (won per ticket)",
+        default=2_000,
+        help_text="예매수수료, charged per ticket with the payment and shown apart from the "
+        "price. Refunded only when a booking is cancelled on the day it was paid. 0: none.",
+    )
+    cancellation_policy = models.ForeignKey(
+        "CancellationPolicy",
+        on_delete=models.PROTECT,
+        related_name="concerts",
+        default=standard_cancellation_policy_id,
+        help_text="The fees customers pay to cancel a paid booking, by days before the show.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -166,3 +225,85 @@ class Seat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.section}-{self.row}-{self.number}"
+
+
+class CancellationPolicy(models.Model):
+    """What cancelling a paid booking costs, written as data: a free window after payment,
+    fee tiers by days before the show, and a cut-off after which nothing can be cancelled.
+
+    Days before the show ("D") count calendar days in TIME_ZONE (Asia/Seoul) from the day of
+    the cancellation to the day of the show: the day before the show is D-1. The fee is per
+    ticket, a percentage of its price (rounded down to the won) or a flat amount capped at a
+    percentage of the price. payments.cancellation computes quotes from it."""
+
+    name = models.CharField(max_length=100, unique=True)
+    free_window_days = models.PositiveSmallIntegerField(
+        "free within (days after payment)",
+        default=7,
+        help_text="No cancellation fee up to this many days after the day of payment...",
+    )
+    free_window_min_days_before = models.PositiveSmallIntegerField(
+        "...while the show is at least (days away)",
+        default=10,
+        help_text="...as long as the show is at least this many days away (D-10 or earlier).",
+    )
+    cutoff_days_before = models.PositiveSmallIntegerField(
+        "cut-off day (days before the show)",
+        default=1,
+        help_text="Nothing can be cancelled after the cut-off time on this day (1: the day "
+        "before the show), nor on any later day.",
+    )
+    cutoff_time = models.TimeField("cut-off time", default=time(17, 0))
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "cancellation policies"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CancellationTier(models.Model):
+    """The fee per ticket for cancellations from `min_days_before` to `max_days_before` (both
+    included; no maximum: any day further away)."""
+
+    policy = models.ForeignKey(CancellationPolicy, on_delete=models.CASCADE, related_name="tiers")
+    min_days_before = models.PositiveSmallIntegerField("from D-")
+    max_days_before = models.PositiveSmallIntegerField("to D-", null=True, blank=True)
+    percent = models.PositiveSmallIntegerField(
+        "percent of the price", default=0, validators=[MaxValueValidator(100)]
+    )
+    flat_won = models.PositiveIntegerField("flat amount (won)", default=0)
+    cap_percent = models.PositiveSmallIntegerField(
+        "flat amount at most (percent of the price)",
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(100)],
+    )
+
+    class Meta:
+        ordering = ["-min_days_before"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(max_days_before__isnull=True)
+                | Q(max_days_before__gte=F("min_days_before")),
+                name="cancellation_tier_range_ordered",
+            ),
+            models.CheckConstraint(
+                condition=Q(percent__lte=100)
+                & (Q(cap_percent__isnull=True) | Q(cap_percent__lte=100)),
+                name="cancellation_tier_percent_at_most_100",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        upper = "" if self.max_days_before is None else f" to D-{self.max_days_before}"
+        return f"D-{self.min_days_before}{upper}"
+
+    def fee(self, price: int) -> int:
+        """The fee for one ticket of this price, in won (rounded down)."""
+        flat = self.flat_won
+        if self.cap_percent is not None:
+            flat = min(flat, price * self.cap_percent // 100)
+        return min(price, price * self.percent // 100 + flat)

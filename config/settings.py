@@ -226,6 +226,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 5.0,
         "options": {"expires": 10},
     },
+    "payments-resume-refund-jobs": {
+        "task": "payments.tasks.resume_refund_jobs",
+        "schedule": 30.0,
+        "options": {"expires": 30},
+    },
     "accounts-delete-old-idempotency-records": {
         "task": "accounts.tasks.delete_old_idempotency_records",
         "schedule": 3600.0,

@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -6,8 +7,16 @@ from config.admin import ReadOnlyAdmin, ReadOnlyInline
 from config.errors import DomainError
 from config.money import format_won
 
-from .models import LedgerEntry, Payment, PaymentStatus, Wallet
-from .services import payment_refund
+from .cancellations import payment_refund
+from .forms import RefundForm
+from .models import (
+    Cancellation,
+    CancellationItem,
+    LedgerEntry,
+    Payment,
+    RefundJob,
+    Wallet,
+)
 
 
 @admin.register(Payment)
@@ -17,6 +26,7 @@ class PaymentAdmin(ReadOnlyAdmin):
         "user",
         "reservation_link",
         "amount_won",
+        "refunded_won",
         "status",
         "created_at",
         "refunded_at",
@@ -29,6 +39,8 @@ class PaymentAdmin(ReadOnlyAdmin):
         "user",
         "reservation_link",
         "amount_won",
+        "booking_fee_won",
+        "refunded_won",
         "status",
         "created_at",
         "refunded_at",
@@ -50,29 +62,75 @@ class PaymentAdmin(ReadOnlyAdmin):
     def amount_won(self, payment: Payment) -> str:
         return format_won(payment.amount)
 
-    @admin.action(description="Refund the selected payments to the customers' wallets")
+    @admin.display(description="Of which booking fees")
+    def booking_fee_won(self, payment: Payment) -> str:
+        return format_won(payment.booking_fee)
+
+    @admin.display(description="Refunded", ordering="refunded_amount")
+    def refunded_won(self, payment: Payment) -> str:
+        return format_won(payment.refunded_amount)
+
+    @admin.action(description="Refund the selected payments…")
     def refund(self, request, queryset):
-        skipped = queryset.exclude(status=PaymentStatus.COMPLETED).count()
+        """A confirmation page first (what each customer gets back, by the policy or in
+        full), with a reason; money moves only once it is confirmed."""
+        payments = list(queryset.select_related("reservation", "user").order_by("id"))
+        form = RefundForm(request.POST if request.POST.get("confirmed") else None)
+        if form.is_bound and form.is_valid():
+            return self._refund_confirmed(request, payments, form.cleaned_data)
+        rows = [
+            (
+                payment.id,
+                payment.user,
+                payment.reservation_id,
+                format_won(payment.amount),
+                format_won(payment.refunded_amount),
+                payment.get_status_display(),
+            )
+            for payment in payments
+        ]
+        return render(
+            request,
+            "admin/payments/refund_confirm.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": "Refund payments",
+                "intro": f"Refund {len(payments)} payment(s) to the customers' wallets.",
+                "headings": ["Payment", "Customer", "Reservation", "Paid", "Refunded", "Status"],
+                "rows": rows,
+                "form": form if form.is_bound else RefundForm(),
+                "selected": [payment.id for payment in payments],
+                "action": "refund",
+                "confirm_label": "Yes, refund",
+            },
+        )
+
+    def _refund_confirmed(self, request, payments, choice):
         refunded = 0
-        for payment in queryset.filter(status=PaymentStatus.COMPLETED):
+        for payment in payments:
             try:
-                payment_refund(payment_id=payment.id, operator=request.user)
+                cancellation = payment_refund(
+                    payment_id=payment.id,
+                    operator=request.user,
+                    in_full=choice["mode"] == RefundForm.IN_FULL,
+                    reason=choice["reason"],
+                )
             except DomainError as error:
                 self.message_user(request, f"Payment {payment.id}: {error.message}", messages.ERROR)
                 continue
-            # Django's admin history is the audit trail of who did what, and when.
+            # Django's admin history is an audit trail beside the Cancellation record.
             self.log_change(
                 request,
                 payment,
-                f"Refunded {format_won(payment.amount)} to the wallet; "
-                f"reservation {payment.reservation_id}'s seats are on sale again.",
+                f"Refunded {format_won(cancellation.amount)} ({cancellation.rule}) because: "
+                f"{cancellation.reason}",
             )
             refunded += 1
         self.message_user(
             request,
-            f"Refunded {refunded} payment(s)."
-            + (f" {skipped} already refunded." if skipped else ""),
-            messages.SUCCESS if refunded else messages.WARNING,
+            f"Refunded {refunded} of {len(payments)} payment(s).",
+            messages.SUCCESS if refunded == len(payments) else messages.WARNING,
         )
 
 
@@ -132,3 +190,64 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     @admin.display(description="Balance after")
     def balance_after_won(self, entry: LedgerEntry) -> str:
         return format_won(entry.balance_after)
+
+
+class CancellationItemInline(ReadOnlyInline):
+    model = CancellationItem
+    fields = ["item", "price", "fee", "booking_fee", "booking_fee_refunded", "refund"]
+    readonly_fields = fields
+
+
+@admin.register(Cancellation)
+class CancellationAdmin(ReadOnlyAdmin):
+    """Who cancelled or refunded which seats, when, how much and why."""
+
+    list_display = ["id", "reservation", "kind", "created_by", "amount_won", "rule", "created_at"]
+    list_filter = ["kind", "created_at"]
+    search_fields = ["reservation__id", "reservation__user__email", "created_by__email"]
+    list_select_related = ["reservation", "created_by"]
+    fields = [
+        "reservation",
+        "payment",
+        "kind",
+        "created_by",
+        "reason",
+        "rule",
+        "refund",
+        "fee",
+        "booking_fee_refunded",
+        "booking_fee_kept",
+        "amount",
+        "job",
+        "created_at",
+    ]
+    readonly_fields = fields
+    inlines = [CancellationItemInline]
+
+    @admin.display(description="Back to the wallet", ordering="amount")
+    def amount_won(self, cancellation: Cancellation) -> str:
+        return format_won(cancellation.amount)
+
+
+@admin.register(RefundJob)
+class RefundJobAdmin(ReadOnlyAdmin):
+    """Refunds of a whole performance, and how far each got."""
+
+    list_display = ["id", "schedule", "kind", "state", "progress", "created_by", "created_at"]
+    list_filter = ["state", "kind"]
+    list_select_related = ["schedule__concert", "created_by"]
+    fields = [
+        "schedule",
+        "kind",
+        "reason",
+        "state",
+        "progress",
+        "created_by",
+        "created_at",
+        "finished_at",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="Refunded")
+    def progress(self, job: RefundJob) -> str:
+        return f"{job.refunded} of {job.total}"

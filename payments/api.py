@@ -1,14 +1,21 @@
-from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.errors import ValidationFailed
 from config.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from config.money import WonField
 from config.openapi import error_responses
 
-from . import services
-from .models import LedgerEntry, Payment, Wallet
+from . import cancellations, services
+from .fees import Quote
+from .models import Cancellation, LedgerEntry, Payment, Wallet
 
 
 class WalletSerializer(serializers.Serializer):
@@ -29,9 +36,24 @@ class LedgerEntrySerializer(serializers.ModelSerializer):
 
 
 class PaymentSerializer(serializers.ModelSerializer):
+    amount = serializers.IntegerField(help_text="Won: the tickets and their booking fees.")
+    booking_fee = serializers.IntegerField(help_text="Won: the booking fees within `amount`.")
+    refunded_amount = serializers.IntegerField(
+        help_text="Won returned to the wallet so far by cancellations and refunds."
+    )
+
     class Meta:
         model = Payment
-        fields = ["id", "reservation_id", "amount", "status", "created_at", "refunded_at"]
+        fields = [
+            "id",
+            "reservation_id",
+            "amount",
+            "booking_fee",
+            "refunded_amount",
+            "status",
+            "created_at",
+            "refunded_at",
+        ]
 
 
 class ChargeRequestSerializer(serializers.Serializer):
@@ -65,7 +87,9 @@ _ENTRY_EXAMPLE = {
 _PAYMENT_EXAMPLE = {
     "id": 99,
     "reservation_id": 314,
-    "amount": 330000,
+    "amount": 334000,
+    "booking_fee": 4000,
+    "refunded_amount": 0,
     "status": "completed",
     "created_at": "2026-12-01T20:06:02+09:00",
     "refunded_at": None,
@@ -206,3 +230,231 @@ class ReservationPaymentView(APIView):
     def post(self, request, reservation_id: int):
         payment = services.payment_create(user=request.user, reservation_id=reservation_id)
         return Response(PAYMENT_ANSWER.to_representation(payment), status=status.HTTP_201_CREATED)
+
+
+# --- Cancelling a paid booking ----------------------------------------------------------
+
+
+class SeatQuoteSerializer(serializers.Serializer):
+    seat_id = serializers.IntegerField()
+    price = serializers.IntegerField(help_text="Won, as paid.")
+    booking_fee = serializers.IntegerField(help_text="Won, as paid.")
+    fee = serializers.IntegerField(help_text="Won: the cancellation fee kept.")
+    booking_fee_refunded = serializers.IntegerField(
+        help_text="Won: the booking fee comes back only on the day of payment."
+    )
+    refund = serializers.IntegerField(help_text="Won back: price - fee + booking fee refunded.")
+
+
+class QuoteSerializer(serializers.Serializer):
+    reservation_id = serializers.IntegerField()
+    cancellable = serializers.BooleanField(help_text="False past the cut-off.")
+    rule = serializers.CharField(help_text="The policy rule applied, for people.")
+    valid_until = serializers.DateTimeField(
+        help_text="The quote holds until then (a new day, or the cut-off, changes it)."
+    )
+    seats = SeatQuoteSerializer(many=True)
+    refund = serializers.IntegerField(help_text="Won: the tickets' prices.")
+    fee = serializers.IntegerField(help_text="Won: the cancellation fees kept.")
+    booking_fee_refunded = serializers.IntegerField()
+    booking_fee_kept = serializers.IntegerField()
+    amount = serializers.IntegerField(help_text="Won back to the wallet.")
+
+
+def quote_payload(reservation_id: int, quote: Quote) -> dict:
+    return {
+        "reservation_id": reservation_id,
+        "cancellable": not quote.closed,
+        "rule": quote.rule,
+        "valid_until": serializers.DateTimeField().to_representation(quote.valid_until),
+        "seats": [
+            {
+                "seat_id": seat.seat_id,
+                "price": seat.price,
+                "booking_fee": seat.booking_fee,
+                "fee": seat.fee,
+                "booking_fee_refunded": seat.booking_fee_refunded,
+                "refund": seat.refund,
+            }
+            for seat in quote.seats
+        ],
+        "refund": quote.refund,
+        "fee": quote.fee,
+        "booking_fee_refunded": quote.booking_fee_refunded,
+        "booking_fee_kept": quote.booking_fee_kept,
+        "amount": quote.amount,
+    }
+
+
+class CancellationRequestSerializer(serializers.Serializer):
+    seat_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**62),
+        required=False,
+        min_length=1,
+        max_length=4,
+        help_text="The seats to cancel; all the booking's seats still paid when left out.",
+    )
+
+    def validate(self, data: dict) -> dict:
+        # An unknown field is refused, not ignored: `seat_id` for `seat_ids` would otherwise
+        # cancel every seat of the booking.
+        unknown = sorted(set(self.initial_data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return data
+
+
+class CancellationSerializer(serializers.ModelSerializer):
+    seats = serializers.SerializerMethodField()
+    reservation_status = serializers.CharField(source="reservation.status")
+
+    class Meta:
+        model = Cancellation
+        fields = [
+            "id",
+            "reservation_id",
+            "reservation_status",
+            "kind",
+            "rule",
+            "seats",
+            "refund",
+            "fee",
+            "booking_fee_refunded",
+            "booking_fee_kept",
+            "amount",
+            "created_at",
+        ]
+
+    def get_seats(self, cancellation: Cancellation) -> list[dict]:
+        return [
+            {
+                "seat_id": item.item.seat_id,
+                "price": item.price,
+                "booking_fee": item.booking_fee,
+                "fee": item.fee,
+                "booking_fee_refunded": item.booking_fee_refunded,
+                "refund": item.refund,
+            }
+            for item in cancellation.items.select_related("item")
+        ]
+
+
+_QUOTE_EXAMPLE = {
+    "reservation_id": 314,
+    "cancellable": True,
+    "rule": "D-5: 20 % of the price.",
+    "valid_until": "2026-12-16T00:00:00+09:00",
+    "seats": [
+        {
+            "seat_id": 101,
+            "price": 110000,
+            "booking_fee": 2000,
+            "fee": 22000,
+            "booking_fee_refunded": 0,
+            "refund": 88000,
+        }
+    ],
+    "refund": 110000,
+    "fee": 22000,
+    "booking_fee_refunded": 0,
+    "booking_fee_kept": 2000,
+    "amount": 88000,
+}
+
+
+class ReservationCancellationView(APIView):
+    @extend_schema(
+        operation_id="reservations_cancellation_quote",
+        summary="What cancelling my paid booking gives back",
+        description="Per seat: price, the fee kept by the concert's cancellation policy, the "
+        "booking fee (back only on the day of payment) and the refund; the rule applied and "
+        "until when the quote holds. `seat_ids` (comma-separated) quotes some of the seats.",
+        parameters=[
+            OpenApiParameter(
+                "seat_ids",
+                str,
+                OpenApiParameter.QUERY,
+                required=False,
+                description="e.g. `101,102`; all seats still paid when left out.",
+            )
+        ],
+        responses={
+            200: QuoteSerializer,
+            **error_responses(
+                "validation_error", "not_authenticated", "not_found", "reservation_not_cancellable"
+            ),
+        },
+        examples=[OpenApiExample("quote", value=_QUOTE_EXAMPLE, response_only=True)],
+        tags=["reservations"],
+    )
+    def get(self, request, reservation_id: int):
+        found = cancellations.cancellation_quote(
+            user=request.user,
+            reservation_id=reservation_id,
+            seat_ids=_seat_ids_from_query(request.query_params.get("seat_ids")),
+        )
+        return Response(quote_payload(reservation_id, found.quote))
+
+    @extend_schema(
+        operation_id="reservations_cancel_paid",
+        summary="Cancel my paid booking, all or some seats",
+        description="Refunds by the concert's cancellation policy to the wallet (ledger lines: "
+        "the tickets back, the cancellation fee kept, the booking fee back on the day of "
+        "payment), and puts the seats back on sale at once. With every seat cancelled the "
+        "booking reads `cancelled`; otherwise it stays `confirmed` with fewer seats. After the "
+        "cut-off (17:00 the day before the show by default): 409 `cancellation_closed`. Send "
+        "an `Idempotency-Key`: a retry gets the first answer, and money moves once.",
+        parameters=[IDEMPOTENCY_PARAMETER],
+        request=CancellationRequestSerializer,
+        responses={
+            201: CancellationSerializer,
+            **error_responses(
+                "validation_error",
+                "not_authenticated",
+                "not_found",
+                "reservation_not_cancellable",
+                "cancellation_closed",
+                "idempotency_in_progress",
+                "idempotency_key_reused",
+                "service_unavailable",
+            ),
+        },
+        examples=[
+            OpenApiExample("one seat", value={"seat_ids": [101]}, request_only=True),
+            OpenApiExample(
+                "cancelled",
+                value={
+                    "id": 7,
+                    "reservation_id": 314,
+                    "reservation_status": "confirmed",
+                    "kind": "customer",
+                    **{k: v for k, v in _QUOTE_EXAMPLE.items() if k not in ("cancellable",)},
+                    "created_at": "2026-12-15T10:12:00+09:00",
+                },
+                response_only=True,
+            ),
+        ],
+        tags=["reservations"],
+    )
+    @idempotent
+    def post(self, request, reservation_id: int):
+        payload = CancellationRequestSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        cancellation = cancellations.reservation_cancel_paid(
+            user=request.user,
+            reservation_id=reservation_id,
+            seat_ids=payload.validated_data.get("seat_ids"),
+        )
+        return Response(CancellationSerializer(cancellation).data, status=status.HTTP_201_CREATED)
+
+
+def _seat_ids_from_query(raw: str | None) -> list[int] | None:
+    if raw is None or not raw.strip():
+        return None
+    try:
+        seat_ids = [int(part) for part in raw.split(",")]
+    except ValueError:
+        raise ValidationFailed.on("seat_ids", "Seat ids, separated by commas.") from None
+    if not 1 <= len(seat_ids) <= 4 or min(seat_ids) < 1:
+        raise ValidationFailed.on("seat_ids", "1 to 4 seat ids of the booking.")
+    return seat_ids

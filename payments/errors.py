@@ -13,5 +13,5 @@ class InsufficientBalance(DomainError):
 class RefundNotPossible(DomainError):
     status_code = status.HTTP_409_CONFLICT
     code = "refund_not_possible"
-    message = "Only a completed payment can be refunded."
+    message = "Only a paid booking with seats still paid can be refunded."
     example_details = {"status": "refunded"}

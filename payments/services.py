@@ -1,4 +1,4 @@
-"""Money: wallet charges, payments and refunds.
+"""Money: wallet charges and payments (cancellations and refunds: cancellations.py).
 
 A balance only changes by one conditional UPDATE (`balance = balance + x WHERE balance + x
 >= 0`) together with the ledger entry that records it, in one transaction; a CHECK keeps the
@@ -26,9 +26,10 @@ from queueing.services import queue_admission_end
 from reservations import inventory
 from reservations.errors import HoldExpired, ReservationNotPayable, SalesClosed
 from reservations.models import Reservation, ReservationStatus
+from reservations.selectors import reservation_effective_status
 
-from .errors import InsufficientBalance, RefundNotPossible
-from .models import LedgerEntry, LedgerKind, Payment, PaymentStatus, Wallet
+from .errors import InsufficientBalance
+from .models import LedgerEntry, LedgerKind, Payment, Wallet
 
 logger = logging.getLogger(__name__)
 
@@ -47,42 +48,58 @@ def wallet_for_user(*, user: User) -> Wallet:
         return Wallet.objects.get(user=user)
 
 
-def _wallet_move(
+def wallet_post(
     *,
     user: User,
-    amount: int,
-    kind: str,
+    lines: list[tuple[str, int]],
     payment: Payment | None = None,
+    cancellation=None,
     created_by: User | None = None,
-) -> LedgerEntry:
-    """Add `amount` (negative: take) to the wallet and record it. Call inside a transaction."""
-    moved = Wallet.objects.filter(user=user, balance__gte=-amount).update(
-        balance=F("balance") + amount, updated_at=timezone.now()
+) -> list[LedgerEntry]:
+    """Move money in or out of the wallet and record it: `lines` are (kind, amount) ledger
+    lines of one event (a payment's tickets and booking fees, say), amount negative to take.
+    One conditional UPDATE by their sum: the balance never goes below zero, and the lines'
+    balances follow in order. Call inside a transaction."""
+    total = sum(amount for _, amount in lines)
+    moved = Wallet.objects.filter(user=user, balance__gte=-total).update(
+        balance=F("balance") + total, updated_at=timezone.now()
     )
-    if not moved and amount > 0:
+    if not moved and total >= 0:
         # Money coming in misses only when the customer had no wallet at the UPDATE. Under
         # READ COMMITTED a concurrent first charge may have opened it since, so open it (or
         # find it) and move again; the second UPDATE finds the row.
         wallet_for_user(user=user)
-        return _wallet_move(
-            user=user, amount=amount, kind=kind, payment=payment, created_by=created_by
+        return wallet_post(
+            user=user,
+            lines=lines,
+            payment=payment,
+            cancellation=cancellation,
+            created_by=created_by,
         )
     # After a move this reads our own uncommitted row, locked by the UPDATE: the balance the
-    # entry leaves. Without one, the latest committed balance, for the error's details.
+    # lines leave. Without one, the latest committed balance, for the error's details.
     wallet = next(iter(Wallet.objects.filter(user=user).values_list("id", "balance")), None)
     if not moved:
-        raise InsufficientBalance(
-            details={"balance": wallet[1] if wallet else 0, "amount": -amount}
-        )
+        raise InsufficientBalance(details={"balance": wallet[1] if wallet else 0, "amount": -total})
     wallet_id, balance = wallet
-    return LedgerEntry.objects.create(
-        wallet_id=wallet_id,
-        kind=kind,
-        amount=amount,
-        balance_after=balance,
-        payment=payment,
-        created_by=created_by,
-    )
+    entries, running = [], balance - total
+    for kind, amount in lines:
+        running += amount
+        entries.append(
+            LedgerEntry(
+                wallet_id=wallet_id,
+                kind=kind,
+                amount=amount,
+                balance_after=running,
+                payment=payment,
+                cancellation=cancellation,
+                created_by=created_by,
+            )
+        )
+    if len(entries) == 1:
+        entries[0].save(force_insert=True)  # with its id, for the answer
+        return entries
+    return LedgerEntry.objects.bulk_create(entries)
 
 
 @retry_on_lock_conflict()
@@ -91,17 +108,18 @@ def wallet_charge(*, user: User, amount: int) -> LedgerEntry:
     if not 1 <= amount <= MAX_CHARGE_WON:
         raise ValidationFailed.on("amount", f"Charge between 1 and {MAX_CHARGE_WON:,} won.")
     with service_atomic():
-        return _wallet_move(user=user, amount=amount, kind=LedgerKind.CHARGE)
+        [entry] = wallet_post(user=user, lines=[(LedgerKind.CHARGE, amount)])
+        return entry
 
 
 @retry_on_lock_conflict()
 def payment_create(*, user: User, reservation_id: int, now: datetime | None = None) -> Payment:
-    """Pay a hold from the wallet: debit once, confirm once, the seats become sold.
+    """Pay a hold from the wallet: the tickets and their booking fees, debited once as two
+    ledger lines; confirmed once; the seats become sold.
 
-    A hold that ran out, but that the sweep has not marked expired yet, may still be paid
-    while nobody took its seats over (like pretix): a customer whose payment is a few seconds
-    late loses nothing that nobody else wanted. Once the reservation is expired, or any seat
-    went to someone else, the answer is 410 hold_expired and nothing is debited.
+    Expiry has one truth: a hold past its `expires_at` is expired for payment as it is for
+    every read, the seat map and the sweep, whether or not the sweep has run (410
+    hold_expired, nothing debited).
     """
     now = now or timezone.now()
     with service_atomic():
@@ -114,16 +132,25 @@ def payment_create(*, user: User, reservation_id: int, now: datetime | None = No
         reservation = (
             Reservation.objects.select_for_update()
             .select_related("user")
-            .only("id", "status", "total_price", "schedule_id", "user__id")
+            .only(
+                "id",
+                "status",
+                "total_price",
+                "booking_fee_total",
+                "expires_at",
+                "schedule_id",
+                "user__id",
+            )
             .filter(id=reservation_id, user=user)
             .first()
         )
         if reservation is None:
             raise NotFound("Reservation not found.")
-        if reservation.status == ReservationStatus.EXPIRED:
+        status = reservation_effective_status(reservation, now)
+        if status == ReservationStatus.EXPIRED:
             raise HoldExpired(details={"reservation_id": reservation.id})
-        if reservation.status != ReservationStatus.HELD:
-            raise ReservationNotPayable(details={"status": reservation.status})
+        if status != ReservationStatus.HELD:
+            raise ReservationNotPayable(details={"status": status})
         schedule = schedule_get_cached(schedule_id=reservation.schedule_id, published_only=False)
         if schedule.starts_at <= now:
             raise SalesClosed()
@@ -132,12 +159,17 @@ def payment_create(*, user: User, reservation_id: int, now: datetime | None = No
         # Seats first: if they are gone, "top up your wallet" would be the wrong advice.
         seat_ids = list(reservation.items.values_list("seat_id", flat=True))
         inventory.seats_sell(reservation=reservation, seat_ids=seat_ids, now=now)
+        fees = reservation.booking_fee_total
         payment = Payment.objects.create(
-            reservation=reservation, user=user, amount=reservation.total_price
+            reservation=reservation,
+            user=user,
+            amount=reservation.total_price + fees,
+            booking_fee=fees,
         )
-        _wallet_move(
-            user=user, amount=-reservation.total_price, kind=LedgerKind.PAYMENT, payment=payment
-        )
+        lines = [(LedgerKind.PAYMENT, -reservation.total_price)]
+        if fees:
+            lines.append((LedgerKind.BOOKING_FEE, -fees))
+        wallet_post(user=user, lines=lines, payment=payment)
         Reservation.objects.filter(id=reservation.id).update(
             status=ReservationStatus.CONFIRMED, updated_at=timezone.now()
         )
@@ -159,30 +191,3 @@ def _release_queue_slot(*, concert_id: int, user_id: int) -> None:
         queue_release(concert_id=concert_id, user_id=user_id)
     except Exception:
         logger.warning("Could not free the queue slot of user %s", user_id, exc_info=True)
-
-
-@retry_on_lock_conflict()
-def payment_refund(*, payment_id: int, operator: User) -> Payment:
-    """An operator refunds a confirmed reservation: money back to the wallet, seats on sale."""
-    with transaction.atomic():
-        reservation = Reservation.objects.select_for_update().filter(payment__id=payment_id).first()
-        if reservation is None:
-            raise NotFound("Payment not found.")
-        payment = Payment.objects.select_related("user").get(id=payment_id)
-        if payment.status != PaymentStatus.COMPLETED:
-            raise RefundNotPossible(details={"status": payment.status})
-        inventory.seats_give_back(reservation=reservation)
-        _wallet_move(
-            user=payment.user,
-            amount=payment.amount,
-            kind=LedgerKind.REFUND,
-            payment=payment,
-            created_by=operator,
-        )
-        payment.status = PaymentStatus.REFUNDED
-        payment.refunded_at = timezone.now()
-        payment.refunded_by = operator
-        payment.save(update_fields=["status", "refunded_at", "refunded_by"])
-        reservation.status = ReservationStatus.REFUNDED
-        reservation.save(update_fields=["status", "updated_at"])
-    return payment

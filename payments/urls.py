@@ -8,6 +8,11 @@ urlpatterns = [
     path("wallet/charges", api.WalletChargeView.as_view(), name="wallet-charges"),
     path("payments", api.PaymentListView.as_view(), name="payments"),
     path(
+        "reservations/<int:reservation_id>/cancellation",
+        api.ReservationCancellationView.as_view(),
+        name="reservation-cancellation",
+    ),
+    path(
         "reservations/<int:reservation_id>/payment",
         api.ReservationPaymentView.as_view(),
         name="reservation-payment",

@@ -8,7 +8,7 @@ from config.openapi import error_responses
 from queueing.gate import QUEUE_TOKEN_PARAMETER, queue_token_of
 
 from . import selectors, services
-from .models import MAX_SEATS_PER_CUSTOMER_AND_SCHEDULE, Reservation
+from .models import MAX_SEATS_PER_RESERVATION, Reservation
 
 
 class HoldRequestSerializer(serializers.Serializer):
@@ -16,8 +16,8 @@ class HoldRequestSerializer(serializers.Serializer):
     seat_ids = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=2**62),
         min_length=1,
-        max_length=MAX_SEATS_PER_CUSTOMER_AND_SCHEDULE,
-        help_text=f"1 to {MAX_SEATS_PER_CUSTOMER_AND_SCHEDULE} different seats of the schedule.",
+        max_length=MAX_SEATS_PER_RESERVATION,
+        help_text=f"1 to {MAX_SEATS_PER_RESERVATION} different seats of the schedule.",
     )
 
     def validate_seat_ids(self, seat_ids: list[int]) -> list[int]:
@@ -33,6 +33,10 @@ class ReservationSeatSerializer(serializers.Serializer):
     number = serializers.IntegerField(source="seat.number")
     grade = serializers.CharField(source="seat.grade")
     price = serializers.IntegerField(help_text="Won, as held.")
+    booking_fee = serializers.IntegerField(help_text="Won per ticket, paid with the price.")
+    cancelled_at = serializers.DateTimeField(
+        allow_null=True, help_text="When this seat of a paid booking was cancelled or refunded."
+    )
 
 
 class ReservationScheduleSerializer(serializers.Serializer):
@@ -44,15 +48,34 @@ class ReservationScheduleSerializer(serializers.Serializer):
 
 class ReservationSerializer(serializers.ModelSerializer):
     status = serializers.SerializerMethodField(
-        help_text="held -> confirmed (paid) | expired | cancelled; confirmed -> refunded. A "
-        "hold past `expires_at` reads `expired` at once."
+        help_text="held -> confirmed (paid) | expired | cancelled; confirmed -> cancelled (you "
+        "cancelled every seat) | refunded (by the operator). A hold past `expires_at` reads "
+        "`expired` at once, and can no longer be paid."
     )
     schedule = ReservationScheduleSerializer()
     seats = ReservationSeatSerializer(source="seat_items", many=True)
+    total_price = serializers.IntegerField(help_text="Won: the tickets' prices.")
+    booking_fee = serializers.IntegerField(
+        source="booking_fee_total", help_text="Won: the booking fee of every ticket."
+    )
+    amount_due = serializers.SerializerMethodField(help_text="Won: what the payment takes.")
 
     class Meta:
         model = Reservation
-        fields = ["id", "status", "schedule", "seats", "total_price", "expires_at", "created_at"]
+        fields = [
+            "id",
+            "status",
+            "schedule",
+            "seats",
+            "total_price",
+            "booking_fee",
+            "amount_due",
+            "expires_at",
+            "created_at",
+        ]
+
+    def get_amount_due(self, reservation: Reservation) -> int:
+        return reservation.total_price + reservation.booking_fee_total
 
     def get_status(self, reservation: Reservation) -> str:
         return selectors.reservation_effective_status(reservation, timezone.now())
@@ -73,10 +96,30 @@ _RESERVATION_EXAMPLE = {
         "starts_at": "2026-12-20T19:00:00+09:00",
     },
     "seats": [
-        {"id": 101, "section": "A", "row": 1, "number": 1, "grade": "VIP", "price": 165000},
-        {"id": 102, "section": "A", "row": 1, "number": 2, "grade": "VIP", "price": 165000},
+        {
+            "id": 101,
+            "section": "A",
+            "row": 1,
+            "number": 1,
+            "grade": "VIP",
+            "price": 165000,
+            "booking_fee": 2000,
+            "cancelled_at": None,
+        },
+        {
+            "id": 102,
+            "section": "A",
+            "row": 1,
+            "number": 2,
+            "grade": "VIP",
+            "price": 165000,
+            "booking_fee": 2000,
+            "cancelled_at": None,
+        },
     ],
     "total_price": 330000,
+    "booking_fee": 4000,
+    "amount_due": 334000,
     "expires_at": "2026-12-01T20:09:30+09:00",
     "created_at": "2026-12-01T20:04:30+09:00",
 }
@@ -105,7 +148,8 @@ class ReservationListView(generics.ListAPIView):
         summary="Hold seats",
         description="Holds 1-4 seats of one schedule for the concert's hold time (5 minutes "
         "by default): all of them or none. Needs an admitted X-Queue-Token of the concert. A "
-        "customer may hold at most 4 seats of a performance at once. Taken seats -> 409 "
+        "customer may hold and own at most the concert's ticket limit (4 by default) of a "
+        "performance, across bookings: over it, 409 `ticket_limit_reached`. Taken seats -> 409 "
         "`seats_unavailable` with their ids in `details.seat_ids`.",
         parameters=[QUEUE_TOKEN_PARAMETER],
         request=HoldRequestSerializer,
@@ -118,7 +162,7 @@ class ReservationListView(generics.ListAPIView):
                 "queue_not_admitted",
                 "not_found",
                 "seats_unavailable",
-                "hold_limit_reached",
+                "ticket_limit_reached",
                 "sales_closed",
                 "queue_token_expired",
                 "service_unavailable",

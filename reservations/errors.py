@@ -2,8 +2,6 @@ from rest_framework import status
 
 from config.errors import DomainError
 
-from .models import MAX_SEATS_PER_CUSTOMER_AND_SCHEDULE
-
 
 class SeatsUnavailable(DomainError):
     status_code = status.HTTP_409_CONFLICT
@@ -12,14 +10,19 @@ class SeatsUnavailable(DomainError):
     example_details = {"seat_ids": [102]}
 
 
-class HoldLimitReached(DomainError):
+class TicketLimitReached(DomainError):
     status_code = status.HTTP_409_CONFLICT
-    code = "hold_limit_reached"
-    message = (
-        f"You may hold at most {MAX_SEATS_PER_CUSTOMER_AND_SCHEDULE} seats of a performance "
-        "at once."
-    )
-    example_details = {"held": 4, "limit": MAX_SEATS_PER_CUSTOMER_AND_SCHEDULE}
+    code = "ticket_limit_reached"
+    message = "You have reached the number of tickets one customer may have for a performance."
+    example_details = {"held": 1, "bought": 3, "limit": 4}
+
+    @classmethod
+    def of(cls, *, held: int, bought: int, limit: int) -> "TicketLimitReached":
+        return cls(
+            f"One customer may have at most {limit} tickets for a performance: you hold "
+            f"{held} and have bought {bought}.",
+            details={"held": held, "bought": bought, "limit": limit},
+        )
 
 
 class ReservationNotPayable(DomainError):
@@ -32,7 +35,7 @@ class ReservationNotPayable(DomainError):
 class ReservationNotCancellable(DomainError):
     status_code = status.HTTP_409_CONFLICT
     code = "reservation_not_cancellable"
-    message = "Only a held reservation can be cancelled."
+    message = "This reservation cannot be cancelled in its state."
     example_details = {"status": "confirmed"}
 
 
@@ -45,5 +48,12 @@ class SalesClosed(DomainError):
 class HoldExpired(DomainError):
     status_code = status.HTTP_410_GONE
     code = "hold_expired"
-    message = "The hold ran out and its seats went to someone else. Hold seats again."
+    message = "The hold ran out; its seats are back on sale. Hold seats again."
     example_details = {"reservation_id": 314}
+
+
+class CancellationClosed(DomainError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "cancellation_closed"
+    message = "This booking can no longer be cancelled: the cut-off has passed."
+    example_details = {"cutoff": "2026-12-19T17:00:00+09:00"}

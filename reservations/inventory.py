@@ -8,8 +8,8 @@ database, not a Redis lock or a read made a moment earlier, decides who gets a s
 
     hold     available (or held by a lapsed hold)  -> held by a reservation, until an instant
     release  held by these reservations            -> available
-    sell     held by this reservation, or free     -> sold to it
-    give_back sold to this reservation              -> available (a refund)
+    sell     held by this reservation, unexpired    -> sold to it
+    give_back sold to this reservation              -> available (a cancellation, a refund)
 
 Locking: a transaction that changes several seats first locks their rows in ascending id
 order (`seats_lock`), so two such transactions wait for each other instead of deadlocking,
@@ -25,7 +25,6 @@ from datetime import datetime
 from typing import NamedTuple
 
 from django.db import connection
-from django.db.models import Q
 
 from concerts.models import Seat, SeatStatus
 from concerts.selectors import seat_effective_status, seat_free_q
@@ -129,23 +128,28 @@ def seats_release(*, reservation_ids: Sequence[int]) -> int:
 
 
 def seats_sell(*, reservation: Reservation, seat_ids: Sequence[int], now: datetime) -> None:
-    """Sell these seats to the reservation: each must still be held by it, or be free again
-    (its hold ran out and nobody took the seat since). All or none: when a seat went to
-    someone else, HoldExpired, and the transaction rolls back what was sold. Locks the seats
-    first."""
+    """Sell these seats to the reservation: each must still be held by it, and its hold not
+    run out (expiry has one truth: a lapsed hold's seats are free for anyone, not its own).
+    All or none: otherwise HoldExpired, and the transaction rolls back what was sold. Locks
+    the seats first."""
     seats_lock(seat_ids=seat_ids)
-    sold = (
-        Seat.objects.filter(id__in=seat_ids)
-        .filter(Q(reservation=reservation, status=SeatStatus.HELD) | seat_free_q(now))
-        .update(status=SeatStatus.SOLD, reservation=reservation, hold_expires_at=None)
-    )
+    sold = Seat.objects.filter(
+        id__in=seat_ids,
+        reservation=reservation,
+        status=SeatStatus.HELD,
+        hold_expires_at__gt=now,
+    ).update(status=SeatStatus.SOLD, hold_expires_at=None)
     if sold != len(seat_ids):
         raise HoldExpired(details={"reservation_id": reservation.id})
 
 
-def seats_give_back(*, reservation: Reservation) -> int:
-    """The seats sold to this reservation go back on sale (an operator's refund). Returns how
-    many. Locks them first."""
-    sold = Seat.objects.filter(reservation=reservation, status=SeatStatus.SOLD)
-    seats_lock(seat_ids=sold.order_by().values_list("id", flat=True))
-    return sold.update(status=SeatStatus.AVAILABLE, reservation=None)
+def seats_give_back(*, reservation: Reservation, seat_ids: Sequence[int]) -> int:
+    """These seats, sold to this reservation, go back (a cancellation or a refund). Returns
+    how many. Locks them first.
+
+    Returned seats go back on sale at once: this is the one place where seats that customers
+    gave back are handed on (a waitlist would take them here)."""
+    seats_lock(seat_ids=seat_ids)
+    return Seat.objects.filter(
+        id__in=seat_ids, reservation=reservation, status=SeatStatus.SOLD
+    ).update(status=SeatStatus.AVAILABLE, reservation=None)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from accounts.models import User
@@ -21,9 +22,9 @@ from config.errors import NotFound, ValidationFailed
 from queueing.gate import queue_require_admitted
 
 from . import inventory
-from .errors import HoldLimitReached, ReservationNotCancellable, SalesClosed
+from .errors import ReservationNotCancellable, SalesClosed, TicketLimitReached
 from .models import (
-    MAX_SEATS_PER_CUSTOMER_AND_SCHEDULE,
+    MAX_SEATS_PER_RESERVATION,
     Reservation,
     ReservationSeat,
     ReservationStatus,
@@ -42,7 +43,9 @@ def reservation_hold(
     queue_token: str | None,
     now: datetime | None = None,
 ) -> Reservation:
-    """Hold 1-4 seats of one schedule for the concert's hold_minutes: all of them, or none.
+    """Hold 1-4 seats of one schedule for the concert's hold_minutes: all of them, or none,
+    and never more than the concert's ticket_limit held and bought by this customer for the
+    performance. Each ticket carries the concert's booking fee, paid with the seats.
 
     Only a customer admitted from the concert's queue may hold (`queue_token`). Returns the
     reservation with its schedule, concert and seats (`seat_items`) loaded, ready to serialize.
@@ -60,13 +63,14 @@ def reservation_hold(
 
     with transaction.atomic():
         _lock_customer(user)
-        _check_hold_limit(user, schedule, wanted=len(seat_ids), now=now)
+        _check_ticket_limit(user, schedule, wanted=len(seat_ids), now=now)
         # The reservation row before the seat rows (the lock order: see inventory). Its total
         # is the first look's; a seat repriced since is corrected below.
         reservation = Reservation.objects.create(
             user=user,
             schedule=schedule,
             total_price=sum(seat.price for seat in first_look.values()),
+            booking_fee_total=schedule.concert.booking_fee * len(seat_ids),
             expires_at=now + timedelta(minutes=schedule.concert.hold_minutes),
         )
         seats = inventory.seats_lock(seat_ids=seat_ids, schedule_id=schedule.id)
@@ -80,9 +84,9 @@ def reservation_hold(
 
 def _check_seat_count(seat_ids: Sequence[int]) -> list[int]:
     seat_ids = sorted(set(seat_ids))
-    if not 1 <= len(seat_ids) <= MAX_SEATS_PER_CUSTOMER_AND_SCHEDULE:
+    if not 1 <= len(seat_ids) <= MAX_SEATS_PER_RESERVATION:
         raise ValidationFailed.on(
-            "seat_ids", f"Hold 1 to {MAX_SEATS_PER_CUSTOMER_AND_SCHEDULE} different seats."
+            "seat_ids", f"Hold 1 to {MAX_SEATS_PER_RESERVATION} different seats."
         )
     return seat_ids
 
@@ -96,27 +100,33 @@ def _schedule_on_sale(schedule_id: int, now: datetime) -> Schedule:
 
 def _lock_customer(user: User) -> None:
     """Serialise this customer's own holds (only theirs), so two parallel requests cannot
-    both pass the per-customer limit."""
+    both pass the per-customer limit. (A payment takes the same row: it turns held seats
+    into bought ones, which the limit counts alike.)"""
     User.objects.select_for_update().filter(id=user.id).values_list("id").get()
 
 
-def _check_hold_limit(user: User, schedule: Schedule, *, wanted: int, now: datetime) -> None:
-    already_held = Seat.objects.filter(
-        reservation__user=user,
-        reservation__schedule_id=schedule.id,
-        status=SeatStatus.HELD,
-        hold_expires_at__gt=now,
-    ).count()
-    if already_held + wanted > MAX_SEATS_PER_CUSTOMER_AND_SCHEDULE:
-        raise HoldLimitReached(
-            details={"held": already_held, "limit": MAX_SEATS_PER_CUSTOMER_AND_SCHEDULE}
-        )
+def _check_ticket_limit(user: User, schedule: Schedule, *, wanted: int, now: datetime) -> None:
+    """Seats this customer holds (unexpired) or bought for the performance, plus the wanted
+    ones, within the concert's ticket_limit. Seats cancelled, refunded or let go are back on
+    sale, no longer theirs, and so not counted."""
+    mine = Seat.objects.filter(reservation__user=user, reservation__schedule_id=schedule.id)
+    counts = mine.aggregate(
+        held=Count("id", filter=Q(status=SeatStatus.HELD, hold_expires_at__gt=now)),
+        bought=Count("id", filter=Q(status=SeatStatus.SOLD)),
+    )
+    limit = schedule.concert.ticket_limit
+    if counts["held"] + counts["bought"] + wanted > limit:
+        raise TicketLimitReached.of(held=counts["held"], bought=counts["bought"], limit=limit)
 
 
 def _record_items(reservation: Reservation, seats: list[Seat]) -> list[ReservationSeat]:
     """The reservation's record of its seats at their prices now (under the lock)."""
+    booking_fee = reservation.booking_fee_total // len(seats)
     items = ReservationSeat.objects.bulk_create(
-        ReservationSeat(reservation=reservation, seat=seat, price=seat.price) for seat in seats
+        ReservationSeat(
+            reservation=reservation, seat=seat, price=seat.price, booking_fee=booking_fee
+        )
+        for seat in seats
     )
     total_price = sum(seat.price for seat in seats)
     if total_price != reservation.total_price:  # an operator repriced a seat meanwhile

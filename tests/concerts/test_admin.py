@@ -3,7 +3,13 @@ import re
 import pytest
 from django.test import Client
 
-from concerts.models import Concert, Schedule, Seat, SeatStatus
+from concerts.models import (
+    Concert,
+    Schedule,
+    Seat,
+    SeatStatus,
+    standard_cancellation_policy_id,
+)
 from tests.accounts.factories import OperatorFactory
 from tests.concerts.factories import ScheduleFactory, SeatFactory
 from tests.reservations.factories import hold_seats
@@ -32,6 +38,9 @@ def test_operator_creates_a_concert_generates_seats_and_customers_see_them(
                 "queue_admitted_minutes": "10",
                 "queue_abandon_after_seconds": "300",
                 "hold_minutes": "5",
+                "ticket_limit": "4",
+                "booking_fee": "2000",
+                "cancellation_policy": str(standard_cancellation_policy_id()),
                 "schedules-TOTAL_FORMS": "1",
                 "schedules-INITIAL_FORMS": "0",
                 "schedules-MIN_NUM_FORMS": "0",

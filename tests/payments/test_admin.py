@@ -17,10 +17,33 @@ def payment(customer):
     return payment_create(user=customer, reservation_id=reservation.id)
 
 
+def refund(client, payment, *, mode="full", reason="The show is cancelled.", confirmed=True):
+    form = {"action": "refund", "_selected_action": [payment.id]}
+    if confirmed:
+        form |= {"confirmed": "yes", "mode": mode, "reason": reason}
+    return client.post("/admin/payments/payment/", form)
+
+
+def test_the_refund_action_asks_first_and_moves_no_money(operator_client, payment):
+    page = refund(operator_client, payment, confirmed=False)
+
+    assert page.status_code == 200
+    assert "No money moves until you confirm" in page.content.decode()
+    payment.refresh_from_db()
+    assert payment.status == PaymentStatus.COMPLETED
+    assert Wallet.objects.get(user=payment.user).balance == 180_000
+
+
+def test_a_refund_needs_a_reason(operator_client, payment):
+    page = refund(operator_client, payment, reason="")
+
+    assert page.status_code == 200
+    payment.refresh_from_db()
+    assert payment.status == PaymentStatus.COMPLETED
+
+
 def test_an_operator_refunds_a_payment_with_an_audit_trail(operator, operator_client, payment):
-    response = operator_client.post(
-        "/admin/payments/payment/", {"action": "refund", "_selected_action": [payment.id]}
-    )
+    response = refund(operator_client, payment)
 
     assert response.status_code == 302
     payment.refresh_from_db()
@@ -30,16 +53,20 @@ def test_an_operator_refunds_a_payment_with_an_audit_trail(operator, operator_cl
     assert (seat.status, seat.reservation_id) == (SeatStatus.AVAILABLE, None)
     wallet = Wallet.objects.get(user=payment.user)
     assert wallet.balance == 300_000
-    refund = wallet.entries.get(kind=LedgerKind.REFUND)
-    assert (refund.amount, refund.created_by) == (120_000, operator)
+    line = wallet.entries.get(kind=LedgerKind.REFUND)
+    assert (line.amount, line.created_by) == (120_000, operator)
     assert LogEntry.objects.filter(user=operator, object_id=str(payment.id)).exists()
+    cancellation = payment.cancellations.get()
+    assert (cancellation.kind, cancellation.reason, cancellation.created_by) == (
+        "operator_full",
+        "The show is cancelled.",
+        operator,
+    )
 
 
 def test_refunding_twice_moves_money_once(operator_client, payment):
     for _ in range(2):
-        operator_client.post(
-            "/admin/payments/payment/", {"action": "refund", "_selected_action": [payment.id]}
-        )
+        refund(operator_client, payment)
 
     assert Wallet.objects.get(user=payment.user).balance == 300_000
 
@@ -74,7 +101,7 @@ def test_money_screens_render_read_only(operator_client, payment, path):
 def test_a_refunded_seat_shows_as_available_in_the_seat_map_at_once(
     customer, admit, operator, payment, django_capture_on_commit_callbacks
 ):
-    from payments.services import payment_refund
+    from payments.cancellations import payment_refund
 
     schedule = payment.reservation.schedule
     client = admit(schedule.concert)
@@ -82,6 +109,6 @@ def test_a_refunded_seat_shows_as_available_in_the_seat_map_at_once(
     assert client.get(path).json()["available_seats"] == 0  # sold, and now cached
 
     with django_capture_on_commit_callbacks(execute=True):
-        payment_refund(payment_id=payment.id, operator=operator)
+        payment_refund(payment_id=payment.id, operator=operator, in_full=True, reason="Moved.")
 
     assert client.get(path).json()["available_seats"] == 1

@@ -30,13 +30,20 @@ def test_a_swept_reservation_cannot_be_paid(customer):
     assert reservation.status == ReservationStatus.EXPIRED
 
 
-def test_a_lapsed_hold_not_yet_swept_can_still_be_paid_while_its_seats_are_free(customer):
+def test_a_lapsed_hold_cannot_be_paid_even_before_the_sweep(customer, customer_client):
+    """Expiry has one truth: what GET says (expired), the seat map shows (available) and the
+    sweep will do, payment does too."""
     schedule = ScheduleFactory()
     seat = SeatFactory(schedule=schedule)
     wallet_charge(user=customer, amount=500_000)
     reservation = hold_seats(customer, schedule, seat, now=timezone.now() - timedelta(minutes=6))
 
-    payment_create(user=customer, reservation_id=reservation.id)
+    seen = customer_client.get(f"/api/v1/reservations/{reservation.id}").json()["status"]
+    with pytest.raises(HoldExpired) as refused:
+        payment_create(user=customer, reservation_id=reservation.id)
 
+    assert seen == "expired"
+    assert "back on sale" in refused.value.message
     seat.refresh_from_db()
-    assert (seat.status, seat.reservation_id) == (SeatStatus.SOLD, reservation.id)
+    assert seat.status == SeatStatus.HELD  # untouched until the sweep tidies it up
+    assert Wallet.objects.get(user=customer).balance == 500_000

@@ -67,6 +67,8 @@ def test_the_whole_customer_flow_over_http(
     reservation = hold.json()
     assert reservation["status"] == "held"
     assert reservation["total_price"] == 100_001 + 100_002
+    assert reservation["booking_fee"] == 2 * 2_000  # the concert's default, per ticket
+    assert reservation["amount_due"] == 200_003 + 4_000
     assert [seat["id"] for seat in reservation["seats"]] == wanted
     after_hold = api_client.get(f"/api/v1/schedules/{schedule.id}/seats").json()
     assert {s["id"]: s["status"] for s in after_hold["seats"] if s["id"] in wanted} == {
@@ -81,13 +83,14 @@ def test_the_whole_customer_flow_over_http(
             HTTP_IDEMPOTENCY_KEY="5a3e0c57-8a8e-4c55-8f5e-2a9e8f4a1c11",
         )
     assert paid.status_code == 201, paid.content
-    assert paid.json()["amount"] == 200_003
+    assert (paid.json()["amount"], paid.json()["booking_fee"]) == (204_003, 4_000)
     assert (
         api_client.get(f"/api/v1/reservations/{reservation['id']}").json()["status"] == "confirmed"
     )
-    assert api_client.get("/api/v1/wallet").json()["balance"] == 300_000 - 200_003
+    assert api_client.get("/api/v1/wallet").json()["balance"] == 300_000 - 204_003
     ledger = api_client.get("/api/v1/wallet/transactions").json()["results"]
     assert [(e["kind"], e["amount"]) for e in ledger] == [
+        ("booking_fee", -4_000),
         ("payment", -200_003),
         ("charge", 300_000),
     ]
@@ -202,7 +205,8 @@ def test_a_customer_holds_at_most_four_seats_of_a_performance(admit, schedule):
     assert hold(1, 2, 3).status_code == 201
     too_many = hold(4, 5)
 
-    assert (too_many.status_code, error(too_many)["code"]) == (409, "hold_limit_reached")
+    assert (too_many.status_code, error(too_many)["code"]) == (409, "ticket_limit_reached")
+    assert error(too_many)["details"] == {"held": 3, "bought": 0, "limit": 4}
     assert hold(4).status_code == 201
 
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 from concerts.models import Seat, SeatStatus
 from payments.models import LedgerEntry, LedgerKind, Payment, Wallet
 from payments.services import payment_create, wallet_charge
-from reservations.errors import HoldExpired, HoldLimitReached, SeatsUnavailable
+from reservations.errors import HoldExpired, SeatsUnavailable, TicketLimitReached
 from reservations.models import Reservation, ReservationSeat, ReservationStatus
 from reservations.services import reservation_expire_due, reservation_hold
 from tests.concerts.factories import ScheduleFactory, SeatFactory
@@ -97,7 +97,7 @@ def test_one_customer_racing_themselves_stays_within_four_seats():
         workers=10,
     )
 
-    assert Counter(type(o) for o in outcomes) == {Reservation: 2, HoldLimitReached: 8}
+    assert Counter(type(o) for o in outcomes) == {Reservation: 2, TicketLimitReached: 8}
     assert Seat.objects.filter(status=SeatStatus.HELD).count() == 4
 
 

@@ -53,7 +53,7 @@ def test_every_transition_locks_its_seats_in_ascending_order_first(transition):
         elif transition == "sell":
             inventory.seats_sell(reservation=reservation, seat_ids=[s.id for s in seats], now=now)
         else:
-            inventory.seats_give_back(reservation=reservation)
+            inventory.seats_give_back(reservation=reservation, seat_ids=[s.id for s in seats])
 
     sqls = [q["sql"] for q in queries.captured_queries]
     lock = next(i for i, sql in enumerate(sqls) if "FOR UPDATE" in sql)
@@ -151,11 +151,13 @@ def test_selling_fails_whole_when_a_seat_went_to_someone_else():
 def test_give_back_frees_only_the_seats_sold_to_that_reservation():
     schedule = ScheduleFactory()
     refunded, other = ReservationFactory(schedule=schedule), ReservationFactory(schedule=schedule)
-    SeatFactory(schedule=schedule, status=SeatStatus.SOLD, reservation=refunded)
+    returned = SeatFactory(schedule=schedule, status=SeatStatus.SOLD, reservation=refunded)
     kept = SeatFactory(schedule=schedule, status=SeatStatus.SOLD, reservation=other)
 
     with transaction.atomic():
-        given_back = inventory.seats_give_back(reservation=refunded)
+        given_back = inventory.seats_give_back(
+            reservation=refunded, seat_ids=[returned.id, kept.id]
+        )
 
     kept.refresh_from_db()
     assert given_back == 1
