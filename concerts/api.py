@@ -62,10 +62,28 @@ class ScheduleSerializer(serializers.ModelSerializer):
 
 class SeatMapScheduleSerializer(serializers.ModelSerializer):
     concert_title = serializers.CharField(source="concert.title", read_only=True)
+    booking_fee = serializers.IntegerField(
+        source="concert.booking_fee",
+        read_only=True,
+        help_text="Won per ticket, paid with the seat's price.",
+    )
+    ticket_limit = serializers.IntegerField(
+        source="concert.ticket_limit",
+        read_only=True,
+        help_text="The most seats one customer may hold and own of this performance.",
+    )
 
     class Meta:
         model = Schedule
-        fields = ["id", "concert_id", "concert_title", "starts_at", "ends_at"]
+        fields = [
+            "id",
+            "concert_id",
+            "concert_title",
+            "starts_at",
+            "ends_at",
+            "booking_fee",
+            "ticket_limit",
+        ]
 
 
 SeatMapSerializer = inline_serializer(
@@ -237,6 +255,8 @@ class SeatMapView(generics.GenericAPIView):
                         "concert_title": "Blue Hour World Tour",
                         "starts_at": "2026-12-20T19:00:00+09:00",
                         "ends_at": "2026-12-20T21:30:00+09:00",
+                        "booking_fee": 2000,
+                        "ticket_limit": 4,
                     },
                     "available_seats": 1,
                     "total_seats": 2,

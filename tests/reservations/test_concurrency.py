@@ -12,7 +12,7 @@ from payments.services import payment_create, wallet_charge
 from reservations.errors import HoldExpired, SeatsUnavailable, TicketLimitReached
 from reservations.models import Reservation, ReservationSeat, ReservationStatus
 from reservations.services import reservation_expire_due, reservation_hold
-from tests.concerts.factories import ScheduleFactory, SeatFactory
+from tests.concerts.factories import ConcertFactory, ScheduleFactory, SeatFactory
 from tests.concurrency import admit_everyone, make_customers, run_concurrently
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -99,6 +99,47 @@ def test_one_customer_racing_themselves_stays_within_four_seats():
 
     assert Counter(type(o) for o in outcomes) == {Reservation: 2, TicketLimitReached: 8}
     assert Seat.objects.filter(status=SeatStatus.HELD).count() == 4
+
+
+def test_twenty_parallel_holds_across_two_dates_and_after_a_payment_keep_the_limit():
+    """One customer, several devices: 20 holds at once over two performances of a concert
+    whose limit is 3, after they already bought one seat of the first. Seats held and bought
+    never pass the limit for either performance."""
+    from payments.services import payment_create, wallet_charge
+
+    concert = ConcertFactory(ticket_limit=3)
+    first, second = ScheduleFactory(concert=concert), ScheduleFactory(concert=concert)
+    seats = {
+        schedule.id: [SeatFactory(schedule=schedule) for _ in range(21)]
+        for schedule in (first, second)
+    }
+    [customer] = make_customers(1)
+    token = admit_everyone([customer], concert)[customer.id]
+    wallet_charge(user=customer, amount=1_000_000)
+    bought = reservation_hold(
+        user=customer, schedule_id=first.id, seat_ids=[seats[first.id][20].id], queue_token=token
+    )
+    payment_create(user=customer, reservation_id=bought.id)
+    token = admit_everyone([customer], concert)[customer.id]  # paying ended the session
+
+    def hold(i):
+        schedule = (first, second)[i % 2]
+        return reservation_hold(
+            user=customer,
+            schedule_id=schedule.id,
+            seat_ids=[seats[schedule.id][i].id],
+            queue_token=token,
+        )
+
+    outcomes = run_concurrently(20, hold, workers=20)
+
+    assert Counter(type(o).__name__ for o in outcomes) == {
+        "Reservation": 2 + 3,  # 2 more of the first date, 3 of the second
+        "TicketLimitReached": 15,
+    }
+    for schedule, limit in ((first, 3), (second, 3)):
+        mine = Seat.objects.filter(schedule=schedule, reservation__user=customer)
+        assert mine.exclude(status=SeatStatus.AVAILABLE).count() == limit
 
 
 def test_fifty_concurrent_charges_add_up_exactly():
