@@ -212,3 +212,37 @@ def test_an_available_seat_can_be_repriced(customer):
     assert response.status_code == 302
     seat.refresh_from_db()
     assert (seat.grade, seat.price, seat.status) == ("S", 90_000, SeatStatus.AVAILABLE)
+
+
+def test_refunding_a_whole_performance_asks_first_then_queues_a_job(
+    operator_client, customer, django_capture_on_commit_callbacks, monkeypatch
+):
+    from payments.models import RefundJob
+    from payments.services import payment_create, wallet_charge
+
+    schedule = ScheduleFactory()
+    wallet_charge(user=customer, amount=500_000)
+    reservation = hold_seats(customer, schedule, SeatFactory(schedule=schedule))
+    payment_create(user=customer, reservation_id=reservation.id)
+    queued = []
+    monkeypatch.setattr("payments.tasks.run_refund_job.delay", queued.append)
+    form = {"action": "refund_performance", "_selected_action": [schedule.id]}
+
+    page = operator_client.post("/admin/concerts/schedule/", form)
+    assert page.status_code == 200 and "No money moves until you confirm" in page.content.decode()
+    assert not RefundJob.objects.exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        done = operator_client.post(
+            "/admin/concerts/schedule/",
+            {**form, "confirmed": "yes", "mode": "full", "reason": "The artist is ill."},
+        )
+
+    job = RefundJob.objects.get()
+    assert done.status_code == 302
+    assert (job.total, job.kind, job.reason, queued) == (
+        1,
+        "operator_full",
+        "The artist is ill.",
+        [job.id],
+    )
