@@ -67,11 +67,17 @@ def invariant_checks() -> list[dict]:
 def _payments_not_debited_once() -> int:
     from payments.models import LedgerEntry, Payment
 
-    debits: dict[int, list[int]] = {}
-    for payment_id, amount in LedgerEntry.objects.filter(kind="payment").values_list(
-        "payment_id", "amount"
-    ):
-        debits.setdefault(payment_id, []).append(amount)
+    # A payment is one `payment` line (the tickets) and, since booking fees, a `booking_fee`
+    # line: together they are the payment's amount.
+    debits: dict[int, list[tuple[str, int]]] = {}
+    for payment_id, kind, amount in LedgerEntry.objects.filter(
+        kind__in=["payment", "booking_fee"]
+    ).values_list("payment_id", "kind", "amount"):
+        debits.setdefault(payment_id, []).append((kind, amount))
     payments = dict(Payment.objects.values_list("id", "amount"))
-    wrong = sum(debits.get(pid) != [-amount] for pid, amount in payments.items())
+    wrong = sum(
+        [kind for kind, _ in debits.get(pid, [])].count("payment") != 1
+        or sum(amount for _, amount in debits.get(pid, [])) != -paid
+        for pid, paid in payments.items()
+    )
     return wrong + sum(pid not in payments for pid in debits)  # debits of no payment

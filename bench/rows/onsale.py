@@ -417,7 +417,7 @@ def _step_stats(report: dict, csv_path: Path) -> list[dict]:
 
 # --- the database after the run ---------------------------------------------------------------
 def _database_outcome(ctx: dict, email_prefix: str) -> dict:
-    from django.db.models import Count, Sum
+    from django.db.models import Count, F, Sum
     from django.utils import timezone
 
     from accounts.models import User
@@ -436,15 +436,22 @@ def _database_outcome(ctx: dict, email_prefix: str) -> dict:
     )
     # What each customer of the run was debited, against what their confirmed holds cost.
     debited = dict(
-        LedgerEntry.objects.filter(kind="payment", wallet__user__in=customers)
+        LedgerEntry.objects.filter(kind__in=["payment", "booking_fee"], wallet__user__in=customers)
         .values_list("wallet__user_id")
         .annotate(total=Sum("amount"))
         .values_list("wallet__user_id", "total")
     )
+    # The tickets, and their booking fees where the code under test has them.
+    fields = {field.name for field in Reservation._meta.get_fields()}
+    price = (
+        F("total_price") + F("booking_fee_total")
+        if "booking_fee_total" in fields
+        else F("total_price")
+    )
     cost = dict(
         Reservation.objects.filter(user__in=customers, status="confirmed")
         .values_list("user_id")
-        .annotate(total=Sum("total_price"))
+        .annotate(total=Sum(price))
         .values_list("user_id", "total")
     )
     charges = dict(

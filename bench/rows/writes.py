@@ -356,6 +356,14 @@ def _hold_checks(run: WriteRun, statuses: dict, created: int) -> list[dict]:
     return checks
 
 
+def _booking_fee(schedule_id: int) -> int:
+    """The concert's booking fee per ticket (0 for code from before booking fees)."""
+    from concerts.models import Schedule
+
+    concert = Schedule.objects.select_related("concert").get(id=schedule_id).concert
+    return getattr(concert, "booking_fee", 0)
+
+
 def _payment_checks(run: WriteRun, before: dict, after: dict, created: int) -> list[dict]:
     from concerts.models import Seat
     from payments.models import Payment
@@ -384,8 +392,8 @@ def _payment_checks(run: WriteRun, before: dict, after: dict, created: int) -> l
             created,
         ),
         check(
-            "money taken = 201 answers x price",
+            "money taken = 201 answers x (price + booking fee)",
             before["balance_total"] - after["balance_total"],
-            created * PRICE,
+            created * (PRICE + _booking_fee(schedule_id)),
         ),
     ]
