@@ -2,9 +2,9 @@
 check in one consistent snapshot (REPEATABLE READ, started by the first read), so a purchase
 committing meanwhile cannot look half-done.
 
-- The contract's invariants 1-3 (bench/harness/checks.py, the model), with lazy expiry taken
-  into account: a held seat past its hold's end is free, and its reservation, swept or not,
-  is over.
+- The contract's invariants (bench/harness/checks.py, shared with the benchmark), with lazy
+  expiry taken into account: a held seat past its hold's end is free, and its reservation,
+  swept or not, is over.
 - Every write a customer was told succeeded (201 for a hold, a payment, a charge; 204 for a
   cancellation) before the snapshot is there, as it was told, whatever crashed since; and no
   reservation is in a state nobody asked for (paid without a payment call, say), nor paid
@@ -13,7 +13,7 @@ committing meanwhile cannot look half-done.
 
 from __future__ import annotations
 
-from bench.harness.checks import check
+from bench.harness.checks import invariant_checks
 
 from .client import Recorder
 
@@ -34,78 +34,6 @@ def database_checks(recorder: Recorder) -> dict:
     finally:
         connections.close_all()  # back to the settings' isolation on the next connection
     return {"at": round(cutoff, 2), "invariants": invariants, **writes}
-
-
-def invariant_checks(now) -> list[dict]:
-    """Each value must be 0."""
-    from django.db.models import Count, Exists, F, OuterRef, Q, Sum
-    from django.db.models.functions import Coalesce
-
-    from concerts.models import Seat
-    from payments.models import LedgerEntry, Payment, Wallet
-    from reservations.models import Reservation, ReservationSeat
-
-    live = Q(reservation__status="confirmed") | Q(
-        reservation__status="held", reservation__expires_at__gt=now
-    )
-    live_items = ReservationSeat.objects.filter(live)
-    covered = ReservationSeat.objects.filter(
-        live, reservation_id=OuterRef("reservation_id"), seat_id=OuterRef("id")
-    )
-    counts = {
-        "seats in two live (held, unexpired, or confirmed) reservations": live_items.values(
-            "seat_id"
-        )
-        .annotate(n=Count("id"))
-        .filter(n__gt=1)
-        .count(),
-        "seats of live reservations not held/sold by that reservation": (
-            live_items.exclude(seat__reservation_id=F("reservation_id")).count()
-            + live_items.filter(reservation__status="held").exclude(seat__status="held").count()
-            + live_items.filter(reservation__status="confirmed")
-            .exclude(seat__status="sold")
-            .count()
-        ),
-        "sold seats, or held seats whose hold runs, that no live reservation covers": (
-            Seat.objects.filter(Q(status="sold") | Q(status="held", hold_expires_at__gt=now))
-            .exclude(Exists(covered))
-            .count()
-        ),
-        "seats still held by a reservation that expired or was cancelled": Seat.objects.filter(
-            status="held", reservation__status__in=["expired", "cancelled"]
-        ).count(),
-        "wallets whose balance is not the sum of their ledger": Wallet.objects.annotate(
-            total=Coalesce(Sum("entries__amount"), 0)
-        )
-        .exclude(balance=F("total"))
-        .count(),
-        "wallets below zero": Wallet.objects.filter(balance__lt=0).count(),
-        "confirmed reservations without a payment": Reservation.objects.filter(
-            status="confirmed", payment__isnull=True
-        ).count(),
-        "payments of reservations that are not confirmed": Payment.objects.exclude(
-            reservation__status="confirmed"
-        ).count(),
-        "payments without exactly one ledger debit of their amount": _payments_not_debited_once(),
-        "payment debits of no payment": LedgerEntry.objects.filter(
-            kind="payment", payment__isnull=True
-        ).count(),
-    }
-    return [check(name, value, 0) for name, value in counts.items()]
-
-
-def _payments_not_debited_once() -> int:
-    from payments.models import LedgerEntry, Payment
-
-    debits: dict[int, list[int]] = {}
-    for payment_id, amount in LedgerEntry.objects.filter(
-        kind="payment", payment__isnull=False
-    ).values_list("payment_id", "amount"):
-        debits.setdefault(payment_id, []).append(amount)
-    return sum(
-        debits.get(payment_id) != [-amount]
-        for payment_id, amount in Payment.objects.values_list("id", "amount")
-    )
 
 
 def acknowledged_writes(recorder: Recorder, cutoff: float) -> dict:
