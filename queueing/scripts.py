@@ -269,7 +269,11 @@ if window_start >= 0 then
   rate = total / math.max(1, math.min(60, second - window_start + 1))
   redis.call('HSET', KEYS[6], 'rate', tostring(rate))  -- absent until admission has begun
 end
-return {admitted, active + admitted, redis.call('ZCARD', KEYS[1]), tostring(rate), unpack(reply)}
+-- (Appended one by one, not unpack()ed: Lua's stack takes some 8,000 values, and a big
+-- batch of admissions is twice that.)
+local result = {admitted, active + admitted, redis.call('ZCARD', KEYS[1]), tostring(rate)}
+for i = 1, #reply do result[#result + 1] = reply[i] end
+return result
 """.replace("OUTAGE_GAP_MS", str(OUTAGE_GAP_MS)).replace("TICK_INTERVAL_MS", str(TICK_INTERVAL_MS))
 
 # Marks this Redis as set up for the concert, after the caller restored the admitted sessions

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 from bench.harness import LOGS, ROOT, VENV, log
@@ -114,6 +115,7 @@ class BenchRun:
             self.aborted = "interrupted"
         elif exc is not None:
             log(f"aborted: {exc!r}")
+            traceback.print_exception(exc, file=sys.stderr)  # where, for whoever runs it again
             self.aborted = repr(exc)
         self._clean_up()
         if self.meta is not None:

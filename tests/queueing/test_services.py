@@ -3,6 +3,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from queueing.models import QueueAdmission
 from queueing.redis_queue import queue_keys, queue_redis, run_script, to_ms
 from queueing.scripts import POST_OPENING_BASE
 from queueing.selectors import queue_stats
@@ -382,3 +383,21 @@ def test_a_token_names_its_customer_concert_entry_and_place(change, reason):
         with pytest.raises(QueueTokenInvalid) as refused:
             token_verify(token, user_id=1)
         assert refused.value.details == {"reason": reason}
+
+
+@pytest.mark.django_db
+def test_a_tick_can_let_ten_thousand_in_at_once():
+    """An operator's generous rate: the tick's answer (each admitted customer and entry) is
+    far bigger than what Lua's unpack() takes."""
+    concert = ConcertFactory(queue_max_active=1_000_000, queue_admit_per_minute=3_000_000)
+    now = timezone.now()
+    client = queue_redis()
+    pipe = client.pipeline(transaction=False)
+    for user_id in range(1, 10_001):
+        run_script("ENTER", concert.id, [user_id, f"{user_id:016x}", to_ms(now), 0, 0], client=pipe)
+    pipe.execute()
+
+    tick = queue_admit_tick(concert=concert, now=now)
+
+    assert (tick.admitted, tick.waiting) == (10_000, 0)
+    assert QueueAdmission.objects.filter(concert=concert).count() == 10_000
