@@ -59,7 +59,8 @@ QUEUE = {
     "hold_minutes": 1,
 }
 PRICES = {"VIP": 150_000, "R": 110_000}  # won; the first quarter of the rows is VIP
-CHARGE = 4 * PRICES["VIP"]  # each customer's one top-up: enough for any hold
+BOOKING_FEE = 2_000  # won a ticket: the concert's default
+CHARGE = 4 * (PRICES["VIP"] + BOOKING_FEE)  # each customer's one top-up: enough for any hold
 CANCEL_SHARE = 0.10  # customers who cancel their hold
 WALK_AWAY_SHARE = 0.10  # customers who walk away and let the hold expire
 SAMPLE_SECONDS = 0.5  # how often the database is watched during the run
