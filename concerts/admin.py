@@ -118,6 +118,13 @@ class ConcertAdmin(CatalogAdminMixin, admin.ModelAdmin):
             },
         ),
         (
+            "Waitlist (취소표 대기)",
+            {
+                "fields": ["waitlist_enabled", "offer_minutes"],
+                "description": "Who waits for what: Reservations → Waitlist entries.",
+            },
+        ),
+        (
             "Waiting room",
             {
                 "fields": QUEUE_SETTINGS_FIELDS,
@@ -128,7 +135,7 @@ class ConcertAdmin(CatalogAdminMixin, admin.ModelAdmin):
         ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
     inlines = [ScheduleInline]
-    actions = ["publish", "unpublish"]
+    actions = ["publish", "unpublish", "waitlist_on", "waitlist_off"]
 
     def get_queryset(self, request):
         return (
@@ -152,6 +159,23 @@ class ConcertAdmin(CatalogAdminMixin, admin.ModelAdmin):
         ids = list(queryset.values_list("id", flat=True))
         count = services.concert_set_published(concert_ids=ids, published=True)
         self.message_user(request, f"{count} concert(s) published.", messages.SUCCESS)
+
+    @admin.action(description="Turn the waitlist on for the selected concerts")
+    def waitlist_on(self, request, queryset):
+        ids = list(queryset.values_list("id", flat=True))
+        count = services.concert_set_waitlist(concert_ids=ids, enabled=True)
+        self.message_user(request, f"Waitlist on for {count} concert(s).", messages.SUCCESS)
+
+    @admin.action(description="Turn the waitlist off for the selected concerts")
+    def waitlist_off(self, request, queryset):
+        ids = list(queryset.values_list("id", flat=True))
+        count = services.concert_set_waitlist(concert_ids=ids, enabled=False)
+        self.message_user(
+            request,
+            f"Waitlist off for {count} concert(s): nobody new joins; those waiting keep "
+            "their place.",
+            messages.SUCCESS,
+        )
 
     @admin.action(description="Unpublish selected concerts (hide them from customers)")
     def unpublish(self, request, queryset):
@@ -190,7 +214,16 @@ class SeatMapOptionsForm(forms.Form):
 
 @admin.register(Schedule)
 class ScheduleAdmin(CatalogAdminMixin, admin.ModelAdmin):
-    list_display = ["concert", "starts_at", "ends_at", "total", "available", "sold", "seats_link"]
+    list_display = [
+        "concert",
+        "starts_at",
+        "ends_at",
+        "total",
+        "available",
+        "sold",
+        "seats_link",
+        "waitlist_link",
+    ]
     list_display_links = ["concert", "starts_at"]
     # No date_hierarchy: it truncates dates in SQL with CONVERT_TZ, which needs MySQL's time
     # zone tables (absent on a fresh MariaDB and in the MySQL image). Range filters do not.
@@ -227,6 +260,11 @@ class ScheduleAdmin(CatalogAdminMixin, admin.ModelAdmin):
         return format_html(
             '<a href="{}">Seats</a> · <a href="{}">Generate</a>', seats_url, generate_url
         )
+
+    @admin.display(description="Waitlist")
+    def waitlist_link(self, schedule: Schedule) -> str:
+        url = reverse("admin:reservations_waitlistentry_changelist")
+        return format_html('<a href="{}?schedule__id__exact={}">Waitlist</a>', url, schedule.pk)
 
     @admin.display(description="Seats")
     def seats_overview(self, schedule: Schedule) -> str:

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from config.openapi import error_responses
 from queueing.gate import QUEUE_TOKEN_PARAMETER, queue_require_admitted, queue_token_of
+from reservations.selectors import waitlist_waited_grades
 
 from . import selectors
 from .cache import catalog_cached, catalog_key, seat_map_json
@@ -292,7 +293,10 @@ class SeatMapView(generics.GenericAPIView):
             raw_token=queue_token_of(request), user_id=request.user.id, concert=schedule.concert
         )
         body = seat_map_json(
-            schedule_id, schedule_part=SEAT_MAP_SCHEDULE.to_representation(schedule)
+            schedule_id,
+            schedule_part=SEAT_MAP_SCHEDULE.to_representation(schedule),
+            # A lapsed hold's seat that the waitlist waits for stays held until handed on.
+            held_back=lambda: waitlist_waited_grades(schedule_id=schedule_id),
         )
         return HttpResponse(body, content_type="application/json")
 

@@ -9,7 +9,7 @@ old value and revive stale pages.
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from datetime import datetime
 from typing import Any
 
@@ -88,7 +88,13 @@ def seat_map_cached(
 _JSON = JSONRenderer()
 
 
-def seat_map_json(schedule_id: int, *, schedule_part: dict, now: datetime | None = None) -> bytes:
+def seat_map_json(
+    schedule_id: int,
+    *,
+    schedule_part: dict,
+    now: datetime | None = None,
+    held_back: Callable[[], Container[str]] | None = None,
+) -> bytes:
     """The seat map answer: `{"schedule": schedule_part, "available_seats", "total_seats",
     "seats"}` as JSON bytes, as of `now`. Everything after the schedule is rendered once per
     change of the seats and shared by every buyer (seat_map_cached); the small schedule part,
@@ -96,7 +102,7 @@ def seat_map_json(schedule_id: int, *, schedule_part: dict, now: datetime | None
     now = now or timezone.now()
 
     def build() -> tuple[bytes, datetime | None]:
-        seats, true_until = seat_map_build(schedule_id=schedule_id, now=now)
+        seats, true_until = seat_map_build(schedule_id=schedule_id, now=now, held_back=held_back)
         available = sum(seat["status"] == SeatStatus.AVAILABLE for seat in seats)
         rest = {"available_seats": available, "total_seats": len(seats), "seats": seats}
         return _JSON.render(rest), true_until

@@ -12,6 +12,7 @@ POSITIVE_SETTINGS = (
     "queue_abandon_after_seconds",
     "hold_minutes",
     "ticket_limit",
+    "offer_minutes",
 )
 AT_LEAST_ONE = [MinValueValidator(1)]
 
@@ -123,6 +124,20 @@ class Concert(models.Model):
         related_name="concerts",
         default=standard_cancellation_policy_id,
         help_text="The fees customers pay to cancel a paid booking, by days before the show.",
+    )
+    # The 취소표 waitlist (reservations/waitlist.py): seats that come back after a sell-out
+    # go to the customers waiting for them, in order, as offers held for offer_minutes.
+    waitlist_enabled = models.BooleanField(
+        "waitlist on",
+        default=True,
+        help_text="Customers may wait for returned seats of a sold-out performance. Turning "
+        "it off stops new entries; entries already waiting keep their place.",
+    )
+    offer_minutes = models.PositiveIntegerField(
+        "waitlist offer (minutes)",
+        default=30,
+        validators=AT_LEAST_ONE,
+        help_text="How long returned seats offered to a waiting customer stay theirs to pay.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

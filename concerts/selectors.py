@@ -1,3 +1,4 @@
+from collections.abc import Callable, Container
 from datetime import datetime
 
 from django.db.models import Count, F, Max, Min, Q, QuerySet
@@ -101,11 +102,17 @@ def schedule_get_cached(*, schedule_id: int, published_only: bool = True) -> Sch
 
 
 def seat_map_build(
-    *, schedule_id: int, now: datetime | None = None
+    *,
+    schedule_id: int,
+    now: datetime | None = None,
+    held_back: Callable[[], Container[str]] | None = None,
 ) -> tuple[list[dict], datetime | None]:
     """All seats of a schedule as plain dicts, each with its status as of `now`, and until
     when that stays true without a write: when the first of its holds runs out (lazy
     expiry); None when nothing is held.
+
+    `held_back()`: the grades whose lapsed holds stay held until the sweep hands their seats
+    on (the waitlist waits for them); asked only when the map has a lapsed hold.
 
     Built from values_list() rather than model instances and serializers: a seat map has up
     to thousands of seats and is read by every admitted buyer.
@@ -114,11 +121,15 @@ def seat_map_build(
     rows = Seat.objects.filter(schedule_id=schedule_id).values_list(
         "id", "section", "row", "number", "grade", "price", "status", "hold_expires_at"
     )
-    seats, first_expiry = [], None
+    seats, first_expiry, kept = [], None, None
     for seat_id, section, row, number, grade, price, status, hold_expires_at in rows:
-        status = seat_effective_status(status, hold_expires_at, now)
-        if status == SeatStatus.HELD and (first_expiry is None or hold_expires_at < first_expiry):
-            first_expiry = hold_expires_at
+        if status == SeatStatus.HELD and hold_expires_at <= now:
+            if kept is None:
+                kept = held_back() if held_back is not None else ()
+            if grade not in kept:
+                status = SeatStatus.AVAILABLE
+        elif status == SeatStatus.HELD and (first_expiry is None or hold_expires_at < first_expiry):
+            first_expiry = hold_expires_at  # (a lapsed hold kept back changes with a write)
         seats.append(
             {
                 "id": seat_id,

@@ -56,6 +56,17 @@ def concert_set_published(*, concert_ids: Sequence[int], published: bool) -> int
     return changed
 
 
+def concert_set_waitlist(*, concert_ids: Sequence[int], enabled: bool) -> int:
+    """Let customers join the waitlists of these concerts' performances, or stop them
+    (entries already waiting keep their place and still receive returned seats)."""
+    with transaction.atomic():
+        changed = Concert.objects.filter(id__in=concert_ids).update(
+            waitlist_enabled=enabled, updated_at=timezone.now()
+        )
+        catalog_changed()
+    return changed
+
+
 def seat_reprice(*, seat_id: int, grade: str, price: int) -> None:
     """An operator changes an available seat's grade or price. Only those two columns are
     written, and only while the seat is still available: a save can never put back a status

@@ -231,6 +231,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 30.0,
         "options": {"expires": 30},
     },
+    "payments-pay-pending-waitlist-offers": {
+        "task": "payments.tasks.pay_pending_waitlist_offers",
+        "schedule": 10.0,
+        "options": {"expires": 10},
+    },
     "accounts-delete-old-idempotency-records": {
         "task": "accounts.tasks.delete_old_idempotency_records",
         "schedule": 3600.0,
@@ -306,6 +311,8 @@ REST_FRAMEWORK = {
 
 # Signup and login attempts per client IP: slows password guessing, not real customers.
 AUTH_THROTTLE_RATE = env("AUTH_THROTTLE_RATE", "30/minute")
+# Joining and leaving the waitlist, per customer (it is not behind the queue).
+WAITLIST_THROTTLE_RATE = env("WAITLIST_THROTTLE_RATE", "30/minute")
 
 # GET /api/v1/_bench/noop: an authenticated endpoint that does nothing, behind the same
 # middleware and authentication as the API. The benchmark's ceiling (bench/); off by default.

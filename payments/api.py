@@ -12,6 +12,7 @@ from config.errors import ValidationFailed
 from config.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from config.money import WonField
 from config.openapi import error_responses
+from config.serializers import KnownFieldsOnly
 
 from . import cancellations, services
 from .fees import Quote
@@ -286,7 +287,9 @@ def quote_payload(reservation_id: int, quote: Quote) -> dict:
     }
 
 
-class CancellationRequestSerializer(serializers.Serializer):
+class CancellationRequestSerializer(KnownFieldsOnly):
+    """Unknown fields are refused: `seat_id` for `seat_ids` would cancel every seat."""
+
     seat_ids = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=2**62),
         required=False,
@@ -294,14 +297,6 @@ class CancellationRequestSerializer(serializers.Serializer):
         max_length=4,
         help_text="The seats to cancel; all the booking's seats still paid when left out.",
     )
-
-    def validate(self, data: dict) -> dict:
-        # An unknown field is refused, not ignored: `seat_id` for `seat_ids` would otherwise
-        # cancel every seat of the booking.
-        unknown = sorted(set(self.initial_data) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return data
 
 
 class CancellationSerializer(serializers.ModelSerializer):

@@ -209,7 +209,7 @@ def _cancel(
     money, the states. The steps' order is the lock order (seats before the wallet)."""
     payment = Payment.objects.select_for_update().get(reservation=reservation)
     seat_ids = [seat.seat_id for seat in quote.seats]
-    inventory.seats_give_back(reservation=reservation, seat_ids=seat_ids)
+    inventory.seats_give_back(reservation=reservation, seat_ids=seat_ids, now=now)
     cancellation = Cancellation.objects.create(
         reservation=reservation,
         payment=payment,

@@ -25,8 +25,16 @@ from config.errors import NotFound, ValidationFailed
 from queueing.services import queue_admission_end
 from reservations import inventory
 from reservations.errors import HoldExpired, ReservationNotPayable, SalesClosed
-from reservations.models import Reservation, ReservationStatus
+from reservations.models import (
+    Reservation,
+    ReservationSource,
+    ReservationStatus,
+    WaitlistEntry,
+    WaitlistEventKind,
+    WaitlistStatus,
+)
 from reservations.selectors import reservation_effective_status
+from reservations.waitlist import waitlist_auto_pay_failed, waitlist_offer_taken
 
 from .errors import InsufficientBalance
 from .models import LedgerEntry, LedgerKind, Payment, Wallet
@@ -139,6 +147,7 @@ def payment_create(*, user: User, reservation_id: int, now: datetime | None = No
                 "booking_fee_total",
                 "expires_at",
                 "schedule_id",
+                "source",
                 "user__id",
             )
             .filter(id=reservation_id, user=user)
@@ -173,11 +182,69 @@ def payment_create(*, user: User, reservation_id: int, now: datetime | None = No
         Reservation.objects.filter(id=reservation.id).update(
             status=ReservationStatus.CONFIRMED, updated_at=timezone.now()
         )
+        if reservation.source == ReservationSource.WAITLIST:
+            # An offer from the waitlist: the entry is bought. The customer may be shopping
+            # in the queue meanwhile; that session is theirs to finish.
+            waitlist_offer_taken(reservation_id=reservation.id, now=now)
+            return payment
         # The buyer's admitted session is over: recorded with the payment, so that a queue
         # Redis loses is restored without it (docs/queue.md); Redis learns it after the commit.
         queue_admission_end(concert_id=concert_id, user_id=user.id, now=now)
         transaction.on_commit(lambda: _release_queue_slot(concert_id=concert_id, user_id=user.id))
     return payment
+
+
+def waitlist_offer_auto_pay(*, reservation_id: int, now: datetime | None = None) -> Payment | None:
+    """Pay a waitlist offer whose entry opted in to auto-pay, from the wallet, when the
+    balance covers it and it costs at most the entry's max_total; otherwise it stays an
+    offer for the customer to pay (and says why). Safe to run twice or alongside the
+    sweep: payment_create pays a hold once, and never one that has lapsed."""
+    now = now or timezone.now()
+    offer = (
+        Reservation.objects.select_related("user", "waitlist_entry")
+        .filter(id=reservation_id, source=ReservationSource.WAITLIST)
+        .first()
+    )
+    entry = getattr(offer, "waitlist_entry", None)
+    if entry is None or not entry.auto_pay or entry.status != WaitlistStatus.OFFERED:
+        return None
+    amount = offer.total_price + offer.booking_fee_total
+    if entry.max_total is not None and amount > entry.max_total:
+        waitlist_auto_pay_failed(
+            entry=entry,
+            reason="over_max_total",
+            details={"amount": amount, "max_total": entry.max_total},
+        )
+        return None
+    try:
+        return payment_create(user=offer.user, reservation_id=offer.id, now=now)
+    except (ReservationNotPayable, HoldExpired):  # paid already, declined, or lapsed
+        return None
+    except InsufficientBalance as refused:
+        waitlist_auto_pay_failed(
+            entry=entry, reason="insufficient_balance", details=refused.details
+        )
+        return None
+
+
+def waitlist_offers_auto_pay_pending(*, now: datetime | None = None) -> int:
+    """Beat: pay auto-pay offers that no worker has paid yet (the nudge sent when the offer
+    was made can be lost with the broker). Returns how many were paid."""
+    now = now or timezone.now()
+    pending = (
+        WaitlistEntry.objects.filter(
+            status=WaitlistStatus.OFFERED,
+            auto_pay=True,
+            offer__status=ReservationStatus.HELD,
+            offer__expires_at__gt=now,
+        )
+        .exclude(events__kind=WaitlistEventKind.AUTO_PAY_FAILED)
+        .values_list("offer_id", flat=True)
+    )
+    return sum(
+        waitlist_offer_auto_pay(reservation_id=offer_id, now=now) is not None
+        for offer_id in list(pending)
+    )
 
 
 def _release_queue_slot(*, concert_id: int, user_id: int) -> None:

@@ -14,14 +14,15 @@ class TicketLimitReached(DomainError):
     status_code = status.HTTP_409_CONFLICT
     code = "ticket_limit_reached"
     message = "You have reached the number of tickets one customer may have for a performance."
-    example_details = {"held": 1, "bought": 3, "limit": 4}
+    example_details = {"held": 1, "bought": 2, "waiting": 1, "limit": 4}
 
     @classmethod
-    def of(cls, *, held: int, bought: int, limit: int) -> "TicketLimitReached":
+    def of(cls, *, held: int, bought: int, waiting: int, limit: int) -> "TicketLimitReached":
+        waits = f", and wait for {waiting} on the waitlist" if waiting else ""
         return cls(
             f"One customer may have at most {limit} tickets for a performance: you hold "
-            f"{held} and have bought {bought}.",
-            details={"held": held, "bought": bought, "limit": limit},
+            f"{held} and have bought {bought}{waits}.",
+            details={"held": held, "bought": bought, "waiting": waiting, "limit": limit},
         )
 
 
@@ -57,3 +58,26 @@ class CancellationClosed(DomainError):
     code = "cancellation_closed"
     message = "This booking can no longer be cancelled: the cut-off has passed."
     example_details = {"cutoff": "2026-12-19T17:00:00+09:00"}
+
+
+class SeatsAvailable(DomainError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "seats_available"
+    message = "Seats of these grades are on sale now: hold them instead of waiting."
+    example_details = {"available": 3, "grades": ["R"]}
+
+
+class WaitlistClosed(DomainError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "waitlist_closed"
+    message = "This performance takes no waitlist entries."
+
+
+class WaitlistEntryExists(DomainError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "waitlist_entry_exists"
+    message = (
+        "You are already on this performance's waitlist with another request: leave it "
+        "first to wait for something else."
+    )
+    example_details = {"entry_id": 12}

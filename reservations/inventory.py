@@ -7,9 +7,16 @@ function built on one conditional UPDATE whose WHERE clause is the rule it enfor
 database, not a Redis lock or a read made a moment earlier, decides who gets a seat:
 
     hold     available (or held by a lapsed hold)  -> held by a reservation, until an instant
-    release  held by these reservations            -> available
+    release  held by these reservations            -> available, or offered on (below)
     sell     held by this reservation, unexpired    -> sold to it
-    give_back sold to this reservation              -> available (a cancellation, a refund)
+    give_back sold to this reservation              -> available, or offered on (below)
+
+Seats that come back (release, give_back) are handed on in the same transaction: to the
+oldest waiting waitlist entries that match them (reservations/waitlist.py), and only the
+rest go back on sale. A hold that lapses frees its seats without a write (lazy expiry), so a
+lapsed hold's seat of a grade the waitlist waits for is not free to anyone until the sweep
+releases it and hands it on (`raise_unless_free`): there is no moment at which a returned
+seat the waitlist wants is up for grabs (invariant 10).
 
 Locking: a transaction that changes several seats first locks their rows in ascending id
 order (`seats_lock`), so two such transactions wait for each other instead of deadlocking,
@@ -33,6 +40,7 @@ from config.errors import ValidationFailed
 
 from .errors import HoldExpired, SeatsUnavailable
 from .models import Reservation
+from .selectors import waitlist_waited_grades
 
 # The seat columns a hold reads under the lock: their state, and what the answer shows.
 SEAT_FIELDS = (
@@ -52,13 +60,14 @@ class SeatState(NamedTuple):
     status: str
     hold_expires_at: datetime | None
     price: int
+    grade: str
 
 
 def seats_first_look(*, schedule_id: int, seat_ids: Sequence[int]) -> dict[int, SeatState]:
     """The wanted seats of a schedule as they are now, read without a lock. Good enough to
     refuse a seat that is taken; a seat that looks free must be checked again under its lock."""
     rows = Seat.objects.filter(id__in=seat_ids, schedule_id=schedule_id).values_list(
-        "id", "status", "hold_expires_at", "price"
+        "id", "status", "hold_expires_at", "price", "grade"
     )
     return {seat_id: SeatState(*state) for seat_id, *state in rows}
 
@@ -79,9 +88,12 @@ def seats_lock(*, seat_ids: Iterable[int], schedule_id: int | None = None) -> li
     return seats
 
 
-def raise_unless_free(seat_ids: Sequence[int], seats: dict[int, SeatState], now: datetime) -> None:
+def raise_unless_free(
+    seat_ids: Sequence[int], seats: dict[int, SeatState], now: datetime, *, schedule_id: int
+) -> None:
     """Refuse unless every wanted seat is a seat of the schedule (`seats`: those found) and
-    free at `now`: available, or held by a hold that has run out."""
+    free at `now`: available, or held by a hold that has run out, unless the waitlist waits
+    for its grade (then the sweep hands it on; until then it stays taken)."""
     unknown = [seat_id for seat_id in seat_ids if seat_id not in seats]
     if unknown:
         raise ValidationFailed.on("seat_ids", f"Not seats of this schedule: {unknown}.")
@@ -91,12 +103,19 @@ def raise_unless_free(seat_ids: Sequence[int], seats: dict[int, SeatState], now:
         if seat_effective_status(seats[seat_id].status, seats[seat_id].hold_expires_at, now)
         != SeatStatus.AVAILABLE
     ]
+    lapsed = [seat_id for seat_id in seat_ids if seats[seat_id].status == SeatStatus.HELD]
+    if lapsed and not taken:  # rare: only then is the waitlist asked
+        waited = waitlist_waited_grades(schedule_id=schedule_id)
+        taken = [seat_id for seat_id in lapsed if seats[seat_id].grade in waited]
     if taken:
         raise SeatsUnavailable(details={"seat_ids": taken})
 
 
 def seat_states(seats: Iterable[Seat]) -> dict[int, SeatState]:
-    return {seat.id: SeatState(seat.status, seat.hold_expires_at, seat.price) for seat in seats}
+    return {
+        seat.id: SeatState(seat.status, seat.hold_expires_at, seat.price, seat.grade)
+        for seat in seats
+    }
 
 
 def seats_hold(
@@ -117,14 +136,17 @@ def seats_hold(
         raise SeatsUnavailable(details={"seat_ids": list(seat_ids)})
 
 
-def seats_release(*, reservation_ids: Sequence[int]) -> int:
-    """Seats still held by these reservations go back on sale. Returns how many.
+def seats_release(*, reservation_ids: Sequence[int], now: datetime) -> int:
+    """Seats still held by these reservations come back: to the waitlist, or on sale.
+    Returns how many came back.
 
     Seats another hold already took over (after these ran out) are not touched: the
     condition names the holder."""
     held = Seat.objects.filter(reservation_id__in=reservation_ids, status=SeatStatus.HELD)
-    seats_lock(seat_ids=held.order_by().values_list("id", flat=True))
-    return held.update(status=SeatStatus.AVAILABLE, reservation=None, hold_expires_at=None)
+    seats = seats_lock(seat_ids=held.order_by().values_list("id", flat=True))
+    released = held.update(status=SeatStatus.AVAILABLE, reservation=None, hold_expires_at=None)
+    _hand_on({seat.schedule_id for seat in seats}, now)
+    return released
 
 
 def seats_sell(*, reservation: Reservation, seat_ids: Sequence[int], now: datetime) -> None:
@@ -143,13 +165,22 @@ def seats_sell(*, reservation: Reservation, seat_ids: Sequence[int], now: dateti
         raise HoldExpired(details={"reservation_id": reservation.id})
 
 
-def seats_give_back(*, reservation: Reservation, seat_ids: Sequence[int]) -> int:
-    """These seats, sold to this reservation, go back (a cancellation or a refund). Returns
-    how many. Locks them first.
-
-    Returned seats go back on sale at once: this is the one place where seats that customers
-    gave back are handed on (a waitlist would take them here)."""
+def seats_give_back(*, reservation: Reservation, seat_ids: Sequence[int], now: datetime) -> int:
+    """These seats, sold to this reservation, come back (a cancellation or a refund): to the
+    waitlist, or on sale. Returns how many. Locks them first."""
     seats_lock(seat_ids=seat_ids)
-    return Seat.objects.filter(
+    returned = Seat.objects.filter(
         id__in=seat_ids, reservation=reservation, status=SeatStatus.SOLD
     ).update(status=SeatStatus.AVAILABLE, reservation=None)
+    _hand_on([reservation.schedule_id], now)
+    return returned
+
+
+def _hand_on(schedule_ids: Iterable[int], now: datetime) -> None:
+    """Offer the seats that came back to the waitlists of their schedules, in this
+    transaction: nobody sees them available before the waitlist had its turn."""
+    # Imported here: the waitlist builds on this module (it takes seats with seats_hold).
+    from .waitlist import waitlist_hand_on
+
+    for schedule_id in sorted(set(schedule_ids)):
+        waitlist_hand_on(schedule_id=schedule_id, now=now)

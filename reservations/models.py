@@ -15,11 +15,17 @@ class ReservationStatus(models.TextChoices):
     REFUNDED = "refunded", "Refunded"
 
 
+class ReservationSource(models.TextChoices):
+    QUEUE = "queue", "Hold by an admitted customer"
+    WAITLIST = "waitlist", "Waitlist offer"
+
+
 class Reservation(models.Model):
     """1-4 seats of one schedule, held for a few minutes, then paid, or let go.
 
     held -> confirmed | expired | cancelled; confirmed -> cancelled (the customer cancelled
-    every seat) | refunded (an operator refunded it). A customer may cancel some of the seats:
+    every seat) | refunded (an operator refunded it). `source`: a customer's own hold (queue), or
+    returned seats offered to them from the waitlist (waitlist; held for offer_minutes). A customer may cancel some of the seats:
     the reservation stays confirmed with fewer (its items say which were cancelled). A held
     reservation whose `expires_at` has passed is expired everywhere at once, even before the
     sweep marks it.
@@ -39,6 +45,9 @@ class Reservation(models.Model):
         default=0, help_text="Won: the booking fee of every ticket, charged with the payment."
     )
     expires_at = models.DateTimeField(help_text="End of the hold.")
+    source = models.CharField(
+        max_length=10, choices=ReservationSource.choices, default=ReservationSource.QUEUE
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -54,6 +63,9 @@ class Reservation(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(total_price__gt=0), name="reservation_total_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(source__in=ReservationSource.values), name="reservation_source_valid"
             ),
         ]
 
@@ -80,3 +92,115 @@ class ReservationSeat(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["reservation", "seat"], name="reservation_seat_once"),
         ]
+
+
+class WaitlistStatus(models.TextChoices):
+    WAITING = "waiting", "Waiting"
+    OFFERED = "offered", "Offered"
+    BOUGHT = "bought", "Bought"
+    LAPSED = "lapsed", "Lapsed"
+    LEFT = "left", "Left"
+
+
+LIVE_WAITLIST_STATUSES = (WaitlistStatus.WAITING, WaitlistStatus.OFFERED)
+
+
+class WaitlistEntry(models.Model):
+    """A customer waiting for returned seats of a sold-out performance (예매대기):
+    `quantity` seats of one of `grades` (empty: any grade), in the order they joined.
+
+    waiting -> offered (returned seats are held for them: `offer`) -> bought (paid) | lapsed
+    (the offer ran out) | left (they left the list or declined the offer); waiting -> left.
+    One live (waiting or offered) entry per customer and performance: `live` is True while
+    live and NULL after, so a unique index over (user, schedule, live) lets ended entries pile
+    up but never two live ones (NULLs never collide; MariaDB has no partial unique index).
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="waitlist_entries"
+    )
+    schedule = models.ForeignKey(
+        "concerts.Schedule", on_delete=models.PROTECT, related_name="waitlist_entries"
+    )
+    quantity = models.PositiveSmallIntegerField()
+    # The grades as the customer listed them, "|"-separated with a leading and a trailing
+    # "|" ("|VIP|R|"), so that "waits for grade g" is one LIKE '%|g|%'; "" waits for any.
+    grade_key = models.CharField(max_length=200, blank=True, default="")
+    status = models.CharField(
+        max_length=10, choices=WaitlistStatus.choices, default=WaitlistStatus.WAITING
+    )
+    live = models.BooleanField(null=True, default=True)
+    auto_pay = models.BooleanField(default=False)
+    max_total = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Won: auto-pay only offers costing at most this."
+    )
+    offer = models.OneToOneField(
+        Reservation,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="waitlist_entry",
+        help_text="The reservation holding the seats offered (the latest offer).",
+    )
+    joined_at = models.DateTimeField()
+    offered_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["joined_at", "id"]
+        verbose_name_plural = "waitlist entries"
+        indexes = [
+            # The line: a performance's waiting entries in join order.
+            models.Index(fields=["schedule", "status", "joined_at", "id"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "schedule", "live"], name="waitlist_one_live_entry"
+            ),
+            models.CheckConstraint(
+                condition=Q(quantity__gte=1, quantity__lte=MAX_SEATS_PER_RESERVATION),
+                name="waitlist_quantity_1_to_4",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=WaitlistStatus.values), name="waitlist_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(live=True, status__in=LIVE_WAITLIST_STATUSES)
+                | (Q(live__isnull=True) & ~Q(status__in=LIVE_WAITLIST_STATUSES)),
+                name="waitlist_live_iff_waiting_or_offered",
+            ),
+        ]
+
+    @property
+    def grades(self) -> list[str] | None:
+        return self.grade_key.strip("|").split("|") if self.grade_key else None
+
+    def __str__(self) -> str:
+        return f"Waitlist entry {self.id} ({self.status})"
+
+
+class WaitlistEventKind(models.TextChoices):
+    OFFERED = "offered", "Offer made"
+    TAKEN = "taken", "Offer paid"
+    LAPSED = "lapsed", "Offer lapsed"
+    DECLINED = "declined", "Offer declined"
+    AUTO_PAY_FAILED = "auto_pay_failed", "Auto-pay not possible"
+
+
+class WaitlistEvent(models.Model):
+    """What happened to a waitlist entry's offers, written in the transaction that did it:
+    the record customers read (GET /waitlist) and the events issue will publish."""
+
+    entry = models.ForeignKey(WaitlistEntry, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=WaitlistEventKind.choices)
+    reservation = models.ForeignKey(
+        Reservation, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.entry_id})"

@@ -11,23 +11,25 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Count, Q
 from django.utils import timezone
 
 from accounts.models import User
-from concerts.models import Schedule, Seat, SeatStatus
+from concerts.models import Schedule, Seat
 from concerts.selectors import schedule_get_cached
 from config.db import retry_on_lock_conflict
 from config.errors import NotFound, ValidationFailed
 from queueing.gate import queue_require_admitted
 
-from . import inventory
-from .errors import ReservationNotCancellable, SalesClosed, TicketLimitReached
+from . import inventory, waitlist
+from .errors import ReservationNotCancellable, SalesClosed
+from .limits import customer_lock_and_count
 from .models import (
     MAX_SEATS_PER_RESERVATION,
     Reservation,
     ReservationSeat,
+    ReservationSource,
     ReservationStatus,
+    WaitlistEventKind,
 )
 from .selectors import reservation_effective_status
 
@@ -59,11 +61,10 @@ def reservation_hold(
     schedule = _schedule_on_sale(schedule_id, now)
     queue_require_admitted(raw_token=queue_token, user_id=user.id, concert=schedule.concert)
     first_look = inventory.seats_first_look(schedule_id=schedule.id, seat_ids=seat_ids)
-    inventory.raise_unless_free(seat_ids, first_look, now)
+    inventory.raise_unless_free(seat_ids, first_look, now, schedule_id=schedule.id)
 
     with transaction.atomic():
-        _lock_customer(user)
-        _check_ticket_limit(user, schedule, wanted=len(seat_ids), now=now)
+        customer_lock_and_count(user, schedule, now=now).check(wanted=len(seat_ids))
         # The reservation row before the seat rows (the lock order: see inventory). Its total
         # is the first look's; a seat repriced since is corrected below.
         reservation = Reservation.objects.create(
@@ -74,7 +75,9 @@ def reservation_hold(
             expires_at=now + timedelta(minutes=schedule.concert.hold_minutes),
         )
         seats = inventory.seats_lock(seat_ids=seat_ids, schedule_id=schedule.id)
-        inventory.raise_unless_free(seat_ids, inventory.seat_states(seats), now)
+        inventory.raise_unless_free(
+            seat_ids, inventory.seat_states(seats), now, schedule_id=schedule.id
+        )
         inventory.seats_hold(
             reservation=reservation, seat_ids=seat_ids, expires_at=reservation.expires_at, now=now
         )
@@ -98,27 +101,6 @@ def _schedule_on_sale(schedule_id: int, now: datetime) -> Schedule:
     return schedule
 
 
-def _lock_customer(user: User) -> None:
-    """Serialise this customer's own holds (only theirs), so two parallel requests cannot
-    both pass the per-customer limit. (A payment takes the same row: it turns held seats
-    into bought ones, which the limit counts alike.)"""
-    User.objects.select_for_update().filter(id=user.id).values_list("id").get()
-
-
-def _check_ticket_limit(user: User, schedule: Schedule, *, wanted: int, now: datetime) -> None:
-    """Seats this customer holds (unexpired) or bought for the performance, plus the wanted
-    ones, within the concert's ticket_limit. Seats cancelled, refunded or let go are back on
-    sale, no longer theirs, and so not counted."""
-    mine = Seat.objects.filter(reservation__user=user, reservation__schedule_id=schedule.id)
-    counts = mine.aggregate(
-        held=Count("id", filter=Q(status=SeatStatus.HELD, hold_expires_at__gt=now)),
-        bought=Count("id", filter=Q(status=SeatStatus.SOLD)),
-    )
-    limit = schedule.concert.ticket_limit
-    if counts["held"] + counts["bought"] + wanted > limit:
-        raise TicketLimitReached.of(held=counts["held"], bought=counts["bought"], limit=limit)
-
-
 def _record_items(reservation: Reservation, seats: list[Seat]) -> list[ReservationSeat]:
     """The reservation's record of its seats at their prices now (under the lock)."""
     booking_fee = reservation.booking_fee_total // len(seats)
@@ -137,7 +119,8 @@ def _record_items(reservation: Reservation, seats: list[Seat]) -> list[Reservati
 
 @retry_on_lock_conflict()
 def reservation_cancel(*, user: User, reservation_id: int, now: datetime | None = None) -> None:
-    """The customer lets a hold go; its seats are on sale again at once."""
+    """The customer lets a hold go (or declines a waitlist offer); its seats come back at
+    once: to the waitlist, or on sale."""
     now = now or timezone.now()
     with transaction.atomic():
         reservation = (
@@ -150,9 +133,13 @@ def reservation_cancel(*, user: User, reservation_id: int, now: datetime | None 
             return
         if status != ReservationStatus.HELD:  # a lapsed hold is expired, swept or not
             raise ReservationNotCancellable(details={"status": status})
-        inventory.seats_release(reservation_ids=[reservation.id])
         reservation.status = ReservationStatus.CANCELLED
         reservation.save(update_fields=["status", "updated_at"])
+        if reservation.source == ReservationSource.WAITLIST:  # an offer declined
+            waitlist.waitlist_offers_closed(
+                reservation_ids=[reservation.id], kind=WaitlistEventKind.DECLINED, now=now
+            )
+        inventory.seats_release(reservation_ids=[reservation.id], now=now)
 
 
 def reservation_expire_due(*, now: datetime | None = None, batch: int = SWEEP_BATCH) -> int:
@@ -179,8 +166,11 @@ def _expire_batch(*, now: datetime, batch: int) -> int:
             .values_list("id", flat=True)[:batch]
         )
         if due:
-            inventory.seats_release(reservation_ids=due)
             Reservation.objects.filter(id__in=due).update(
                 status=ReservationStatus.EXPIRED, updated_at=now
             )
+            waitlist.waitlist_offers_closed(
+                reservation_ids=due, kind=WaitlistEventKind.LAPSED, now=now
+            )
+            inventory.seats_release(reservation_ids=due, now=now)
     return len(due)

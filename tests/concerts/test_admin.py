@@ -40,6 +40,8 @@ def test_operator_creates_a_concert_generates_seats_and_customers_see_them(
                 "hold_minutes": "5",
                 "ticket_limit": "4",
                 "booking_fee": "2000",
+                "waitlist_enabled": "on",
+                "offer_minutes": "30",
                 "cancellation_policy": str(standard_cancellation_policy_id()),
                 "schedules-TOTAL_FORMS": "1",
                 "schedules-INITIAL_FORMS": "0",

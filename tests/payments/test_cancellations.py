@@ -171,7 +171,7 @@ def test_cancelled_seats_free_the_ticket_limit_again(customer):
         format="json",
     )
 
-    assert refused.value.details == {"held": 0, "bought": 4, "limit": 4}
+    assert refused.value.details == {"held": 0, "bought": 4, "waiting": 0, "limit": 4}
     assert hold_seats(customer, schedule, *more).status == ReservationStatus.HELD
 
 

@@ -206,7 +206,7 @@ def test_a_customer_holds_at_most_four_seats_of_a_performance(admit, schedule):
     too_many = hold(4, 5)
 
     assert (too_many.status_code, error(too_many)["code"]) == (409, "ticket_limit_reached")
-    assert error(too_many)["details"] == {"held": 3, "bought": 0, "limit": 4}
+    assert error(too_many)["details"] == {"held": 3, "bought": 0, "waiting": 0, "limit": 4}
     assert hold(4).status_code == 201
 
 

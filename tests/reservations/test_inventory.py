@@ -49,11 +49,13 @@ def test_every_transition_locks_its_seats_in_ascending_order_first(transition):
 
     with transaction.atomic(), CaptureQueriesContext(connection) as queries:
         if transition == "release":
-            inventory.seats_release(reservation_ids=[reservation.id])
+            inventory.seats_release(reservation_ids=[reservation.id], now=timezone.now())
         elif transition == "sell":
             inventory.seats_sell(reservation=reservation, seat_ids=[s.id for s in seats], now=now)
         else:
-            inventory.seats_give_back(reservation=reservation, seat_ids=[s.id for s in seats])
+            inventory.seats_give_back(
+                reservation=reservation, seat_ids=[s.id for s in seats], now=timezone.now()
+            )
 
     sqls = [q["sql"] for q in queries.captured_queries]
     lock = next(i for i, sql in enumerate(sqls) if "FOR UPDATE" in sql)
@@ -118,7 +120,7 @@ def test_release_leaves_a_seat_another_hold_took_over():
     )
 
     with transaction.atomic():
-        released = inventory.seats_release(reservation_ids=[lapsed.id])
+        released = inventory.seats_release(reservation_ids=[lapsed.id], now=timezone.now())
 
     seat.refresh_from_db()
     assert released == 0
@@ -156,7 +158,7 @@ def test_give_back_frees_only_the_seats_sold_to_that_reservation():
 
     with transaction.atomic():
         given_back = inventory.seats_give_back(
-            reservation=refunded, seat_ids=[returned.id, kept.id]
+            reservation=refunded, seat_ids=[returned.id, kept.id], now=timezone.now()
         )
 
     kept.refresh_from_db()
