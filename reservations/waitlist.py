@@ -20,6 +20,7 @@ Lock order, as everywhere: reservation -> seats -> waitlist entries (one at a ti
 order) -> the new offer's rows.
 """
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from itertools import groupby
@@ -27,6 +28,7 @@ from itertools import groupby
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from accounts.models import User
 from concerts.models import Schedule, Seat, SeatStatus
@@ -50,6 +52,8 @@ from .models import (
     WaitlistStatus,
 )
 from .selectors import grade_key_of, waitlist_waited_grades, waits_for
+
+logger = logging.getLogger(__name__)
 
 # How many waiting entries one hand-on reads at a time while looking for the ones it can fill.
 CANDIDATE_CHUNK = 200
@@ -314,7 +318,7 @@ def _offer(entry: WaitlistEntry, schedule: Schedule, seats: list[Seat], now: dat
         details={
             "seat_ids": seat_ids,
             "amount_due": offer.total_price + offer.booking_fee_total,
-            "expires_at": offer.expires_at.isoformat(),
+            "expires_at": timezone.localtime(offer.expires_at).isoformat(),
         },
     )
     if entry.auto_pay:
@@ -323,14 +327,12 @@ def _offer(entry: WaitlistEntry, schedule: Schedule, seats: list[Seat], now: dat
 
 
 def waitlist_request_auto_pay(reservation_id: int) -> None:
-    """Ask a worker to pay an auto-pay offer (payments pays: it sits above this layer, so it
-    is named, not imported). Should the broker be down, the payments beat finds the offer."""
-    from celery import current_app
-
+    """Ask a worker to pay an auto-pay offer. Payments sits above this layer, so its task is
+    named, not imported. Should the broker be down, the payments beat pass pays it."""
     try:
-        current_app.tasks[AUTO_PAY_TASK].delay(reservation_id)
+        import_string(AUTO_PAY_TASK).delay(reservation_id)
     except Exception:  # the offer stands; the beat's pass pays it
-        pass
+        logger.warning("Could not ask for auto-pay of offer %s", reservation_id, exc_info=True)
 
 
 # --- Offers ending ---------------------------------------------------------------------------
