@@ -1,6 +1,8 @@
+from django.utils.translation import gettext_lazy as _
+
 from config.errors import DomainError
 
 
 class InvalidCredentials(DomainError):
     code = "invalid_credentials"
-    message = "Email or password is wrong."
+    message = _("Email or password is wrong.")

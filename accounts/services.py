@@ -2,6 +2,7 @@ from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 from rest_framework.authtoken.models import Token
 
 from config.errors import ValidationFailed
@@ -11,7 +12,7 @@ from .models import User, normalize_email
 
 
 def _email_taken() -> ValidationFailed:
-    return ValidationFailed.on("email", "A customer with this email address already exists.")
+    return ValidationFailed.on("email", _("A customer with this email address already exists."))
 
 
 def user_signup(*, email: str, password: str, name: str = "") -> tuple[User, str]:
@@ -41,5 +42,5 @@ def user_token_obtain(*, email: str, password: str) -> tuple[User, str]:
     user = authenticate(email=normalize_email(email), password=password)
     if user is None:  # wrong password, unknown email and inactive users look the same
         raise InvalidCredentials()
-    token, _ = Token.objects.get_or_create(user=user)
+    token, _created = Token.objects.get_or_create(user=user)
     return user, token.key

@@ -66,3 +66,17 @@ setup_venv() {
     touch "$stamp"  # one per pyproject.toml and extras: bin/test and bin/bench keep theirs
   fi
 }
+
+# compile_messages: the translations' .mo files from their .po sources, when a .po is newer
+# and gettext's msgfmt is on the machine (the compiled .mo files are in the repository too).
+compile_messages() {
+  command -v msgfmt >/dev/null 2>&1 || return 0
+  local po mo
+  for po in locale/*/LC_MESSAGES/*.po; do
+    [ -e "$po" ] || continue
+    mo="${po%.po}.mo"
+    if [ ! -e "$mo" ] || [ "$po" -nt "$mo" ]; then
+      msgfmt --check-format -o "$mo" "$po"
+    fi
+  done
+}

@@ -3,6 +3,7 @@ from datetime import datetime
 
 from django.db.models import Count, F, Max, Min, Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from config.errors import NotFound
 from config.localcache import LocalCache
@@ -43,14 +44,14 @@ def concert_list() -> QuerySet[Concert]:
 def concert_get(*, concert_id: int) -> Concert:
     concert = concert_list().filter(id=concert_id).first()
     if concert is None:
-        raise NotFound("Concert not found.")
+        raise NotFound(_("Concert not found."))
     return concert
 
 
 def schedule_list_with_seat_counts(*, concert_id: int) -> QuerySet[Schedule]:
     """The dates of a published concert, each with total/available seats and price range."""
     if not Concert.objects.filter(id=concert_id, is_published=True).exists():
-        raise NotFound("Concert not found.")
+        raise NotFound(_("Concert not found."))
     now = timezone.now()
     return (
         Schedule.objects.filter(concert_id=concert_id)
@@ -76,12 +77,12 @@ def concert_get_cached(*, concert_id: int, published_only: bool = True) -> Conce
     def load() -> Concert:
         concert = Concert.objects.filter(id=concert_id).first()
         if concert is None:
-            raise NotFound("Concert not found.")
+            raise NotFound(_("Concert not found."))
         return concert
 
     concert = _catalog_rows.get(("concert", concert_id), load)
     if published_only and not concert.is_published:
-        raise NotFound("Concert not found.")
+        raise NotFound(_("Concert not found."))
     return concert
 
 
@@ -92,12 +93,12 @@ def schedule_get_cached(*, schedule_id: int, published_only: bool = True) -> Sch
     def load() -> Schedule:
         schedule = Schedule.objects.select_related("concert").filter(id=schedule_id).first()
         if schedule is None:
-            raise NotFound("Schedule not found.")
+            raise NotFound(_("Schedule not found."))
         return schedule
 
     schedule = _catalog_rows.get(("schedule", schedule_id), load)
     if published_only and not schedule.concert.is_published:
-        raise NotFound("Schedule not found.")
+        raise NotFound(_("Schedule not found."))
     return schedule
 
 

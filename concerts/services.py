@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from .cache import catalog_invalidate, seat_maps_invalidate
 from .errors import SeatMapInvalid
@@ -76,7 +77,7 @@ def seat_reprice(*, seat_id: int, grade: str, price: int) -> None:
             grade=grade, price=price
         )
         if not changed:
-            raise SeatMapInvalid("The seat was taken meanwhile; its price can no longer change.")
+            raise SeatMapInvalid(_("The seat was taken meanwhile; its price can no longer change."))
         catalog_changed()
         seat_maps_changed(Seat.objects.filter(id=seat_id).values_list("schedule_id", flat=True))
 
@@ -99,24 +100,27 @@ def catalog_changed() -> None:
 
 def _check_blocks(blocks: Sequence[SeatBlock]) -> None:
     if not blocks:
-        raise SeatMapInvalid("Give at least one block of seats.")
+        raise SeatMapInvalid(_("Give at least one block of seats."))
     price_of_grade: dict[str, int] = {}
     for block in blocks:
         if not block.section.strip() or not block.grade.strip():
-            raise SeatMapInvalid("Every block needs a section and a grade.")
+            raise SeatMapInvalid(_("Every block needs a section and a grade."))
         if min(block.rows, block.seats_per_row, block.first_row, block.price) < 1:
-            raise SeatMapInvalid("Rows, seats per row, first row and price must be positive.")
+            raise SeatMapInvalid(_("Rows, seats per row, first row and price must be positive."))
         known = price_of_grade.setdefault(block.grade, block.price)
         if known != block.price:
             raise SeatMapInvalid(
-                f"Grade {block.grade} has two prices ({known} and {block.price} won); "
-                "a grade has one price.",
+                _(
+                    "Grade %(grade)s has two prices (%(one)s and %(other)s won); a grade has one price."
+                )
+                % {"grade": block.grade, "one": known, "other": block.price},
                 details={"grade": block.grade},
             )
     total = sum(block.rows * block.seats_per_row for block in blocks)
     if total > MAX_SEATS_PER_SCHEDULE:
         raise SeatMapInvalid(
-            f"{total} seats: a schedule may have at most {MAX_SEATS_PER_SCHEDULE}."
+            _("%(total)s seats: a schedule may have at most %(most)s.")
+            % {"total": total, "most": MAX_SEATS_PER_SCHEDULE}
         )
 
 
@@ -132,9 +136,9 @@ def seat_map_generate(
     _check_blocks(blocks)
     positions = [position for block in blocks for position in block.positions()]
     if len(set(positions)) != len(positions):
-        raise SeatMapInvalid("Blocks overlap: the same section has the same row twice.")
+        raise SeatMapInvalid(_("Blocks overlap: the same section has the same row twice."))
     if not schedule_ids:
-        raise SeatMapInvalid("Choose at least one schedule.")
+        raise SeatMapInvalid(_("Choose at least one schedule."))
 
     created = 0
     with transaction.atomic():
@@ -144,7 +148,7 @@ def seat_map_generate(
             Schedule.objects.select_for_update().filter(id__in=schedule_ids).order_by("id")
         )
         if len(schedules) != len(set(schedule_ids)):
-            raise SeatMapInvalid("Schedule not found.")
+            raise SeatMapInvalid(_("Schedule not found."))
         for schedule in schedules:
             created += _seat_map_generate_one(schedule, blocks, replace=replace)
         catalog_changed()
@@ -160,7 +164,8 @@ def _seat_map_generate_one(
     if replace:
         if existing.exclude(status=SeatStatus.AVAILABLE).exists():
             raise SeatMapInvalid(
-                f"{schedule}: seats are held or sold, so the map cannot be replaced."
+                _("%(schedule)s: seats are held or sold, so the map cannot be replaced.")
+                % {"schedule": schedule}
             )
         try:
             # A seat named by a reservation's history is protected (on_delete=PROTECT): the
@@ -168,19 +173,26 @@ def _seat_map_generate_one(
             existing.delete()
         except ProtectedError:
             raise SeatMapInvalid(
-                f"{schedule}: seats were reserved before (their history must stay), so the "
-                "map cannot be replaced. Add seats instead."
+                _(
+                    "%(schedule)s: seats were reserved before (their history must stay), so "
+                    "the map cannot be replaced. Add seats instead."
+                )
+                % {"schedule": schedule}
             ) from None
     elif existing.count() + len(seats) > MAX_SEATS_PER_SCHEDULE:
         raise SeatMapInvalid(
-            f"{schedule}: a schedule may have at most {MAX_SEATS_PER_SCHEDULE} seats."
+            _("%(schedule)s: a schedule may have at most %(most)s seats.")
+            % {"schedule": schedule, "most": MAX_SEATS_PER_SCHEDULE}
         )
     try:
         with transaction.atomic():
             Seat.objects.bulk_create(seats, batch_size=SEAT_INSERT_BATCH)
     except IntegrityError:
         raise SeatMapInvalid(
-            f"{schedule}: some of these seats already exist (same section, row and number). "
-            "Use other sections or rows, or replace the map."
+            _(
+                "%(schedule)s: some of these seats already exist (same section, row and "
+                "number). Use other sections or rows, or replace the map."
+            )
+            % {"schedule": schedule}
         ) from None
     return len(seats)

@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -32,7 +33,7 @@ class DomainError(Exception):
 
     status_code: int = status.HTTP_400_BAD_REQUEST
     code: str = "bad_request"
-    message: str = "The request cannot be processed."
+    message: str = _("The request cannot be processed.")
     example_details: ClassVar[dict[str, Any]] = {}
     # Seconds the client should wait before retrying; sent as Retry-After when set.
     retry_after: int | None = None
@@ -62,7 +63,7 @@ def _name(error_class: type) -> str:
 
 class BadRequest(DomainError):
     code = "bad_request"
-    message = "Bad request."
+    message = _("Bad request.")
 
 
 class ValidationFailed(DomainError):
@@ -70,7 +71,7 @@ class ValidationFailed(DomainError):
     for `validation_error`: services raise it with the offending field in `details`."""
 
     code = "validation_error"
-    message = "The request has invalid fields; see details."
+    message = _("The request has invalid fields; see details.")
     example_details = {"field_name": ["This field is required."]}
 
     @classmethod
@@ -80,50 +81,50 @@ class ValidationFailed(DomainError):
 
 class MalformedRequest(DomainError):
     code = "malformed_request"
-    message = "JSON parse error - Expecting value: line 1 column 1 (char 0)"
+    message = _("JSON parse error - Expecting value: line 1 column 1 (char 0)")
 
 
 class NotAuthenticated(DomainError):
     status_code = status.HTTP_401_UNAUTHORIZED
     code = "not_authenticated"
-    message = "Authentication credentials were not provided."
+    message = _("Authentication credentials were not provided.")
 
 
 class PermissionDenied(DomainError):
     status_code = status.HTTP_403_FORBIDDEN
     code = "permission_denied"
-    message = "Permission denied."
+    message = _("Permission denied.")
 
 
 class NotFound(DomainError):
     status_code = status.HTTP_404_NOT_FOUND
     code = "not_found"
-    message = "Not found."
+    message = _("Not found.")
 
 
 class PayloadTooLarge(DomainError):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     code = "payload_too_large"
-    message = "The request body is too large."
+    message = _("The request body is too large.")
     example_details = {"max_bytes": 65536}
 
 
 class UriTooLong(DomainError):
     status_code = status.HTTP_414_REQUEST_URI_TOO_LONG
     code = "uri_too_long"
-    message = "The request's URL is too long."
+    message = _("The request's URL is too long.")
 
 
 class RequestHeadersTooLarge(DomainError):
     status_code = status.HTTP_431_REQUEST_HEADER_FIELDS_TOO_LARGE
     code = "request_headers_too_large"
-    message = "The request's headers are too large."
+    message = _("The request's headers are too large.")
 
 
 class ExpectationFailed(DomainError):
     status_code = status.HTTP_417_EXPECTATION_FAILED
     code = "expectation_failed"
-    message = "The Expect header cannot be met."
+    message = _("The Expect header cannot be met.")
 
 
 class MethodNotAllowed(DomainError):
@@ -135,7 +136,7 @@ class MethodNotAllowed(DomainError):
 class NotAcceptable(DomainError):
     status_code = status.HTTP_406_NOT_ACCEPTABLE
     code = "not_acceptable"
-    message = "Could not satisfy the request Accept header."
+    message = _("Could not satisfy the request Accept header.")
 
 
 class UnsupportedMediaType(DomainError):
@@ -147,20 +148,20 @@ class UnsupportedMediaType(DomainError):
 class Throttled(DomainError):
     status_code = status.HTTP_429_TOO_MANY_REQUESTS
     code = "throttled"
-    message = "Request was throttled. Expected available in 12 seconds."
+    message = _("Request was throttled. Expected available in 12 seconds.")
     example_details = {"retry_after_seconds": 12}
 
 
 class InternalError(DomainError):
     status_code = status.HTTP_500_INTERNAL_SERVER_ERROR
     code = "internal_error"
-    message = "Something went wrong on our side. It has been logged."
+    message = _("Something went wrong on our side. It has been logged.")
 
 
 class NotImplementedByServer(DomainError):
     status_code = status.HTTP_501_NOT_IMPLEMENTED
     code = "not_implemented"
-    message = "The request uses a feature the server does not support (e.g. a transfer coding)."
+    message = _("The request uses a feature the server does not support (e.g. a transfer coding).")
 
 
 class GatewayTimeout(DomainError):
@@ -169,13 +170,13 @@ class GatewayTimeout(DomainError):
 
     status_code = status.HTTP_504_GATEWAY_TIMEOUT
     code = "gateway_timeout"
-    message = "The request took too long. Retry it (with the same Idempotency-Key for a write)."
+    message = _("The request took too long. Retry it (with the same Idempotency-Key for a write).")
 
 
 class ServiceUnavailable(DomainError):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     code = "service_unavailable"
-    message = "A service this request needs is unavailable. Please retry shortly."
+    message = _("A service this request needs is unavailable. Please retry shortly.")
     retry_after = RETRY_AFTER_SECONDS_ON_OUTAGE
 
 
@@ -185,13 +186,13 @@ class ServiceUnavailable(DomainError):
 class IdempotencyKeyReused(DomainError):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
     code = "idempotency_key_reused"
-    message = "This Idempotency-Key was used for a different request."
+    message = _("This Idempotency-Key was used for a different request.")
 
 
 class IdempotencyInProgress(DomainError):
     status_code = status.HTTP_409_CONFLICT
     code = "idempotency_in_progress"
-    message = "A request with this Idempotency-Key is still being processed. Retry shortly."
+    message = _("A request with this Idempotency-Key is still being processed. Retry shortly.")
     retry_after = 1
 
 
@@ -347,7 +348,7 @@ def csrf_failure(request: HttpRequest, reason: str = ""):
     """CSRF_FAILURE_VIEW: the error shape under /api (the API itself is CSRF-exempt: it
     authenticates with Bearer tokens, not cookies), Django's page for admin."""
     if _wants_json(request):
-        return _json_error(PermissionDenied("CSRF verification failed."))
+        return _json_error(PermissionDenied(_("CSRF verification failed.")))
     from django.views.csrf import csrf_failure as django_csrf_failure
 
     return django_csrf_failure(request, reason)

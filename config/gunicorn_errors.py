@@ -12,11 +12,12 @@ def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     from config.errors import error_body, error_for_status
 
     error = error_for_status(status_int)
-    body = json.dumps(error_body(error.code, error.message)).encode()
+    # In the project's default language: gunicorn answers before any request header is read.
+    body = json.dumps(error_body(error.code, str(error.message)), ensure_ascii=False).encode()
     head = (
         f"HTTP/1.1 {status_int} {reason}\r\n"
         "Connection: close\r\n"
-        "Content-Type: application/json\r\n"
+        "Content-Type: application/json; charset=utf-8\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode("latin1")
     util.write_nonblock(sock, head + body)

@@ -29,6 +29,7 @@ from datetime import timedelta
 
 from django.db import IntegrityError, OperationalError
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
@@ -71,7 +72,7 @@ def idempotent(view_method: Callable[..., Response]) -> Callable[..., Response]:
         if key is None:
             return work()
         fingerprint = _fingerprint(request)
-        for _ in range(2):  # a second go only after deleting a record past its 24 hours
+        for _attempt in range(2):  # a second go only after deleting a record past its 24 hours
             try:
                 return _work_once(request.user.id, key, fingerprint, work)
             except _KeyTaken:
@@ -137,11 +138,13 @@ def _key(request: Request) -> str | None:
         return str(uuid.UUID(raw.strip()))
     except ValueError:
         raise ValidationFailed.on(
-            HEADER, "Must be a UUID, e.g. a fresh uuid4 per operation."
+            HEADER, _("Must be a UUID, e.g. a fresh uuid4 per operation.")
         ) from None
 
 
 def idempotency_records_delete_old() -> int:
     """Keys are kept 24 hours; the beat task calls this to drop older ones."""
-    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=timezone.now() - KEEP_FOR).delete()
+    deleted, _counts = IdempotencyRecord.objects.filter(
+        created_at__lt=timezone.now() - KEEP_FOR
+    ).delete()
     return deleted

@@ -1,4 +1,5 @@
 from django.core.paginator import InvalidPage
+from django.utils.translation import gettext as _
 from rest_framework import pagination, serializers
 from rest_framework.exceptions import NotFound, ValidationError
 
@@ -34,7 +35,7 @@ class PageNumberPagination(pagination.PageNumberPagination):
         try:
             self.page = paginator.page(page_number)
         except InvalidPage:
-            raise NotFound(f"Page {page_number} does not exist.") from None
+            raise NotFound(_("Page %(page)s does not exist.") % {"page": page_number}) from None
         return list(self.page)
 
     def get_schema_operation_parameters(self, view):

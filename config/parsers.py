@@ -1,5 +1,6 @@
 import json
 
+from django.utils.translation import gettext as _
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser as DRFJSONParser
 
@@ -18,9 +19,9 @@ class JSONParser(DRFJSONParser):
             cause = error.__cause__ or error.__context__
             if isinstance(cause, json.JSONDecodeError):
                 raise ParseError(
-                    f"The body is not valid JSON: {cause.msg} (line {cause.lineno}, "
-                    f"column {cause.colno})."
+                    _("The body is not valid JSON: %(problem)s (line %(line)s, column %(column)s).")
+                    % {"problem": cause.msg, "line": cause.lineno, "column": cause.colno}
                 ) from None
-            raise ParseError("The body is not valid JSON.") from None
+            raise ParseError(_("The body is not valid JSON.")) from None
         except RecursionError:
-            raise ParseError("The body is not valid JSON: it is nested too deeply.") from None
+            raise ParseError(_("The body is not valid JSON: it is nested too deeply.")) from None

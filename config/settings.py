@@ -90,6 +90,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -261,8 +262,14 @@ if env_bool("FAST_PASSWORD_HASHER", False):
 # --- Time: UTC in the database, local time with its offset in the API and admin -------------
 USE_TZ = True
 TIME_ZONE = env("TIME_ZONE", "Asia/Seoul")
-LANGUAGE_CODE = "en-us"
+
+# --- Language: Korean by default, English on request ----------------------------------------
+# LocaleMiddleware picks per request from Accept-Language (then the default). Our strings are
+# written in English and translated in locale/ko (docs/i18n.md); error `code`s never change.
 USE_I18N = True
+LANGUAGE_CODE = env("LANGUAGE_CODE", "ko")
+LANGUAGES = [("ko", "한국어"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 
 # --- Static files (admin, Swagger UI from drf-spectacular-sidecar) --------------------------
 STATIC_URL = "static/"

@@ -1,3 +1,4 @@
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -449,7 +450,7 @@ def _seat_ids_from_query(raw: str | None) -> list[int] | None:
     try:
         seat_ids = [int(part) for part in raw.split(",")]
     except ValueError:
-        raise ValidationFailed.on("seat_ids", "Seat ids, separated by commas.") from None
+        raise ValidationFailed.on("seat_ids", _("Seat ids, separated by commas.")) from None
     if not 1 <= len(seat_ids) <= 4 or min(seat_ids) < 1:
-        raise ValidationFailed.on("seat_ids", "1 to 4 seat ids of the booking.")
+        raise ValidationFailed.on("seat_ids", _("1 to 4 seat ids of the booking."))
     return seat_ids

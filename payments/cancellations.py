@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from concerts.models import Schedule
@@ -116,7 +117,7 @@ def payment_refund(
     cut-off. The reservation becomes refunded."""
     now = now or timezone.now()
     if not reason.strip():
-        raise ValidationFailed.on("reason", "Say why: the customer and the books will ask.")
+        raise ValidationFailed.on("reason", _("Say why: the customer and the books will ask."))
     with transaction.atomic():
         reservation = (
             Reservation.objects.select_for_update()
@@ -125,7 +126,7 @@ def payment_refund(
             .first()
         )
         if reservation is None:
-            raise NotFound("Payment not found.")
+            raise NotFound(_("Payment not found."))
         if reservation.status != ReservationStatus.CONFIRMED:
             raise RefundNotPossible(details={"status": reservation.status})
         items = _items_to_cancel(reservation, None)
@@ -147,7 +148,7 @@ def payment_refund(
 def _paid_reservation(queryset, *, user: User, reservation_id: int) -> Reservation:
     reservation = queryset.filter(id=reservation_id, user=user).first()
     if reservation is None:
-        raise NotFound("Reservation not found.")
+        raise NotFound(_("Reservation not found."))
     if reservation.status != ReservationStatus.CONFIRMED:
         # Held ones are let go with DELETE /reservations/{id}; the rest are over.
         raise ReservationNotCancellable(details={"status": reservation.status})
@@ -170,7 +171,8 @@ def _items_to_cancel(
     unknown = [seat_id for seat_id in wanted if seat_id not in live]
     if unknown:
         raise ValidationFailed.on(
-            "seat_ids", f"Not seats of this booking, or cancelled already: {unknown}."
+            "seat_ids",
+            _("Not seats of this booking, or cancelled already: %(ids)s.") % {"ids": unknown},
         )
     return [live[seat_id] for seat_id in wanted]
 
@@ -287,10 +289,10 @@ def refund_job_create(*, schedule_id: int, in_full: bool, reason: str, operator:
     """Queue the refund of every paid reservation of a performance. The Celery task
     refund_job_run does it; refund_jobs_resume restarts a job whose worker died."""
     if not reason.strip():
-        raise ValidationFailed.on("reason", "Say why: the customers and the books will ask.")
+        raise ValidationFailed.on("reason", _("Say why: the customers and the books will ask."))
     schedule = Schedule.objects.filter(id=schedule_id).first()
     if schedule is None:
-        raise NotFound("Schedule not found.")
+        raise NotFound(_("Schedule not found."))
     with transaction.atomic():
         job = RefundJob.objects.create(
             schedule=schedule,

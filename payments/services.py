@@ -17,6 +17,7 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from concerts.selectors import schedule_get_cached
@@ -114,7 +115,9 @@ def wallet_post(
 def wallet_charge(*, user: User, amount: int) -> LedgerEntry:
     """Top up the wallet by `amount` won (1 to MAX_CHARGE_WON)."""
     if not 1 <= amount <= MAX_CHARGE_WON:
-        raise ValidationFailed.on("amount", f"Charge between 1 and {MAX_CHARGE_WON:,} won.")
+        raise ValidationFailed.on(
+            "amount", _("Charge between 1 and %(most)s won.") % {"most": f"{MAX_CHARGE_WON:,}"}
+        )
     with service_atomic():
         [entry] = wallet_post(user=user, lines=[(LedgerKind.CHARGE, amount)])
         return entry
@@ -154,7 +157,7 @@ def payment_create(*, user: User, reservation_id: int, now: datetime | None = No
             .first()
         )
         if reservation is None:
-            raise NotFound("Reservation not found.")
+            raise NotFound(_("Reservation not found."))
         status = reservation_effective_status(reservation, now)
         if status == ReservationStatus.EXPIRED:
             raise HoldExpired(details={"reservation_id": reservation.id})

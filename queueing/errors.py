@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from rest_framework import status
 
 from config.errors import DomainError
@@ -7,13 +8,13 @@ from config.errors import DomainError
 class TokenProblem(models.TextChoices):
     """What is wrong with an X-Queue-Token (`details.reason` of queue_token_invalid)."""
 
-    MISSING = "missing", "Send the X-Queue-Token header: the token you got entering the queue."
-    MALFORMED = "malformed", "The X-Queue-Token header does not hold a queue token."
-    NOT_YOURS = "not_yours", "This queue token was not issued to you."
-    OTHER_CONCERT = "other_concert", "This queue token is for another concert's queue."
+    MISSING = "missing", _("Send the X-Queue-Token header: the token you got entering the queue.")
+    MALFORMED = "malformed", _("The X-Queue-Token header does not hold a queue token.")
+    NOT_YOURS = "not_yours", _("This queue token was not issued to you.")
+    OTHER_CONCERT = "other_concert", _("This queue token is for another concert's queue.")
     REPLACED = (
         "replaced",
-        "This queue token names an entry you replaced by entering again; use the newest token.",
+        _("This queue token names an entry you replaced by entering again; use the newest token."),
     )
 
 
@@ -21,7 +22,7 @@ class QueueTokenInvalid(DomainError):
     # 403, never 401: a frontend logs the customer out on 401, and the Bearer token is fine.
     status_code = status.HTTP_403_FORBIDDEN
     code = "queue_token_invalid"
-    message = "The X-Queue-Token header is missing, malformed, or not yours for this concert."
+    message = _("The X-Queue-Token header is missing, malformed, or not yours for this concert.")
     example_details = {"reason": TokenProblem.NOT_YOURS.value}
 
     @classmethod
@@ -32,18 +33,18 @@ class QueueTokenInvalid(DomainError):
 class QueueNotAdmitted(DomainError):
     status_code = status.HTTP_403_FORBIDDEN
     code = "queue_not_admitted"
-    message = "You are still waiting in the queue."
+    message = _("You are still waiting in the queue.")
     example_details = {"position": 1532, "eta_seconds": 307}
 
 
 class QueueTokenExpired(DomainError):
     status_code = status.HTTP_410_GONE
     code = "queue_token_expired"
-    message = "This queue entry has ended. Enter the queue again."
+    message = _("This queue entry has ended. Enter the queue again.")
     example_details = {"state": "expired"}
 
 
 class QueueClosed(DomainError):
     status_code = status.HTTP_409_CONFLICT
     code = "queue_closed"
-    message = "Ticket sales for this concert have not been announced yet."
+    message = _("Ticket sales for this concert have not been announced yet.")

@@ -32,6 +32,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from django.db import connection
+from django.utils.translation import gettext as _
 
 from concerts.models import Seat, SeatStatus
 from concerts.selectors import seat_effective_status, seat_free_q
@@ -96,7 +97,9 @@ def raise_unless_free(
     for its grade (then the sweep hands it on; until then it stays taken)."""
     unknown = [seat_id for seat_id in seat_ids if seat_id not in seats]
     if unknown:
-        raise ValidationFailed.on("seat_ids", f"Not seats of this schedule: {unknown}.")
+        raise ValidationFailed.on(
+            "seat_ids", _("Not seats of this schedule: %(ids)s.") % {"ids": unknown}
+        )
     taken = [
         seat_id
         for seat_id in seat_ids

@@ -2,6 +2,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
+from django.utils.translation import gettext as _
 
 from concerts.models import Seat
 from config.errors import NotFound
@@ -44,7 +45,7 @@ def reservation_get_for_user(*, user_id: int, reservation_id: int) -> Reservatio
     its existence is not revealed."""
     reservation = reservation_list_for_user(user_id=user_id).filter(id=reservation_id).first()
     if reservation is None:
-        raise NotFound("Reservation not found.")
+        raise NotFound(_("Reservation not found."))
     return reservation
 
 

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from concerts.models import Schedule, Seat
@@ -89,7 +90,8 @@ def _check_seat_count(seat_ids: Sequence[int]) -> list[int]:
     seat_ids = sorted(set(seat_ids))
     if not 1 <= len(seat_ids) <= MAX_SEATS_PER_RESERVATION:
         raise ValidationFailed.on(
-            "seat_ids", f"Hold 1 to {MAX_SEATS_PER_RESERVATION} different seats."
+            "seat_ids",
+            _("Hold 1 to %(most)s different seats.") % {"most": MAX_SEATS_PER_RESERVATION},
         )
     return seat_ids
 
@@ -127,7 +129,7 @@ def reservation_cancel(*, user: User, reservation_id: int, now: datetime | None 
             Reservation.objects.select_for_update().filter(id=reservation_id, user=user).first()
         )
         if reservation is None:
-            raise NotFound("Reservation not found.")
+            raise NotFound(_("Reservation not found."))
         status = reservation_effective_status(reservation, now)
         if status == ReservationStatus.CANCELLED:
             return

@@ -29,6 +29,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from concerts.models import Schedule, Seat, SeatStatus
@@ -123,10 +124,12 @@ def _check_request(
     max_total: int | None,
 ) -> list[str] | None:
     if not 1 <= quantity <= MAX_SEATS_PER_RESERVATION:
-        raise ValidationFailed.on("quantity", f"Wait for 1 to {MAX_SEATS_PER_RESERVATION} seats.")
+        raise ValidationFailed.on(
+            "quantity", _("Wait for 1 to %(most)s seats.") % {"most": MAX_SEATS_PER_RESERVATION}
+        )
     if auto_pay and max_total is None:
         raise ValidationFailed.on(
-            "max_total", "Say the most an offer may cost to be paid without asking you."
+            "max_total", _("Say the most an offer may cost to be paid without asking you.")
         )
     if grades is None:
         return None
@@ -136,7 +139,9 @@ def _check_request(
     unknown = [grade for grade in grades if grade not in known]
     if unknown:
         raise ValidationFailed.on(
-            "grades", f"This performance has no seats of grade {', '.join(unknown)}."
+            "grades",
+            _("This performance has no seats of grade %(grades)s.")
+            % {"grades": ", ".join(unknown)},
         )
     return list(dict.fromkeys(grades))
 
@@ -162,7 +167,7 @@ def waitlist_leave(*, user: User, entry_id: int, now: datetime | None = None) ->
     now = now or timezone.now()
     entry = WaitlistEntry.objects.filter(id=entry_id, user=user).first()
     if entry is None:
-        raise NotFound("Waitlist entry not found.")
+        raise NotFound(_("Waitlist entry not found."))
     with transaction.atomic():
         if entry.offer_id is not None:  # the lock order: the reservation before the entry
             Reservation.objects.select_for_update().filter(id=entry.offer_id).first()
