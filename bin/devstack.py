@@ -19,6 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
+# Celery's worker and beat log every task they send and run at INFO: several lines a second
+# with the admission tick, which would bury the demo logins. Raise it to see them.
+CELERY_LOG_LEVEL = os.environ.get("CELERY_LOG_LEVEL", "WARNING")
 
 
 def log(message: str) -> None:
@@ -70,6 +73,17 @@ class Stack:
 
     def manage(self, *args: str) -> None:
         subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=self.env, check=True)
+
+    def manage_output(self, *args: str) -> str:
+        done = subprocess.run(
+            [PYTHON, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return done.stdout.strip()
 
     def stop(self) -> None:
         for _name, process in reversed(self.processes):
@@ -141,7 +155,8 @@ class Stack:
 
         log("Migrating")
         self.manage("migrate", "--noinput", "-v", "0")
-        self.manage("seed_demo")
+        logins = self.manage_output("seed_demo")
+        print(logins, flush=True)
 
         gunicorn_env = {"BIND": f"127.0.0.1:{web_port}", "WEB_CONCURRENCY": "2", "WEB_THREADS": "4"}
         for key, value in gunicorn_env.items():
@@ -157,7 +172,7 @@ class Stack:
                 "-A",
                 "config",
                 "worker",
-                "--loglevel=INFO",
+                f"--loglevel={CELERY_LOG_LEVEL}",
                 "--concurrency=2",
                 "--without-gossip",  # worker-to-worker chatter this app does not use
                 "--without-mingle",
@@ -170,7 +185,7 @@ class Stack:
                 "-A",
                 "config",
                 "beat",
-                "--loglevel=INFO",
+                f"--loglevel={CELERY_LOG_LEVEL}",
                 "--schedule",
                 str(LOCAL / "celerybeat-schedule"),
             ],
@@ -190,6 +205,7 @@ class Stack:
             f"Ready. API {base}/api/v1/concerts · Swagger UI {base}/api/docs/ · "
             f"admin {base}/admin/ · Ctrl-C stops everything"
         )
+        print(logins, flush=True)  # again, below the start-up lines
 
         while True:
             for name, process in self.processes:

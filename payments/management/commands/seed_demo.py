@@ -8,8 +8,9 @@ from rest_framework.authtoken.models import Token
 
 from concerts.models import Concert, Schedule
 from concerts.services import SeatBlock, seat_map_generate
+from config.money import format_won
 from payments.models import LedgerEntry
-from payments.services import wallet_charge
+from payments.services import wallet_charge, wallet_for_user
 
 DEMO_CUSTOMER = ("demo@example.com", "demo-customer-pass")
 DEMO_OPERATOR = ("operator@example.com", "demo-operator-pass")
@@ -59,7 +60,7 @@ class Command(BaseCommand):
             "Demo logins:\n"
             f"  operator (admin):  {operator_email} / {operator_password}\n"
             f"  customer (API):    {customer_email} / {customer_password}"
-            f" (wallet: ₩{DEMO_WALLET_WON:,})\n"
+            f" (wallet: {format_won(wallet_for_user(user=customer).balance)})\n"
             f"  customer token:    Authorization: Bearer {token.key}"
         )
 
