@@ -93,6 +93,7 @@ class QueueState:
 @dataclass(frozen=True)
 class QueueNow:
     state: str
+    paused: bool  # the operator holds admission (whether or not the sale has opened)
     waiting: int
     admitted: int
     rate_per_minute: float
@@ -122,6 +123,7 @@ def queue_now(*, concert: Concert, now: datetime) -> QueueNow | None:
         eta = _eta_seconds(stats.waiting, stats.rate_per_minute / 60, stats.admitted, concert)
     return QueueNow(
         state=state,
+        paused=concert.queue_paused,
         waiting=stats.waiting,
         admitted=stats.admitted,
         rate_per_minute=stats.rate_per_minute,
@@ -422,7 +424,7 @@ def customer_records(*, user: User, limit: int = 100) -> CustomerRecords:
     wallet = Wallet.objects.filter(user_id=user.id).first()
     ledger = LedgerEntry.objects.none()
     if wallet is not None:
-        ledger = LedgerEntry.objects.filter(wallet_id=wallet.id).select_related("payment")
+        ledger = LedgerEntry.objects.filter(wallet_id=wallet.id)
     return CustomerRecords(
         token_prefix=token[0] if token else None,
         token_created=token[1] if token else None,

@@ -3,6 +3,8 @@ reservations, payments, cancellations, waitlist entries, wallet and ledger, each
 to its admin page; never their API token."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
@@ -130,6 +132,25 @@ def test_the_full_admin_lists_behind_the_page_are_filtered_to_the_customer(
         assert response.status_code == 200, changelist
         users = set(response.context["cl"].queryset.values_list("user_id", flat=True))
         assert users == {buyer.id}, changelist
+
+
+def test_a_customers_page_costs_the_same_queries_however_long_their_history(operator_client):
+    def page_queries(buyer) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            customer_page(operator_client, buyer)
+        return len(captured)
+
+    costs = []
+    for purchases in (1, 4):
+        buyer = UserFactory()
+        for _ in range(purchases):
+            schedule = ScheduleFactory()
+            seats = seats_of(schedule, "R", "A", rows=1, per_row=2, price=110_000)
+            reservation = buy(schedule, *seats, buyer=buyer)
+            reservation_cancel_paid(user=buyer, reservation_id=reservation.id)
+        costs.append(page_queries(buyer))
+
+    assert costs[0] == costs[1]
 
 
 def test_a_customer_with_nothing_yet_has_a_page(operator_client, customer):
