@@ -362,6 +362,8 @@ def seat_grid(*, schedule_id: int, now: datetime, waited: Container[str]) -> Sea
 
 
 def _seat_state(status: str, expires: datetime | None, source: str | None, waited: bool, now):
+    """What a seat is now, as concerts.selectors.seat_map_build tells customers: a lapsed
+    hold is available unless the waitlist waits for its grade; an offer is told apart."""
     if status == SeatStatus.SOLD:
         return SEAT_SOLD
     if status != SeatStatus.HELD or (expires <= now and not waited):
@@ -379,7 +381,7 @@ def customer_search(*, query: str, limit: int = 50) -> list[User]:
     if not query:
         return []
     matches = Q(email__icontains=query) | Q(name__icontains=query)
-    if query.isdigit():
+    if query.isascii() and query.isdigit() and len(query) < 19:  # a possible id, no overflow
         matches |= Q(id=int(query))
     return list(User.objects.filter(matches).order_by("-id")[:limit])
 

@@ -98,7 +98,7 @@ def index(request: HttpRequest) -> HttpResponse:
 
 def _scope(request: HttpRequest, concert_id: int) -> Scope:
     raw = request.GET.get("schedule", "").strip()
-    if raw and not raw.isdigit():
+    if raw and not (raw.isascii() and raw.isdigit()):
         raise Http404("No such performance.")
     return selectors.dashboard_scope(concert_id=concert_id, schedule_id=int(raw) if raw else None)
 
@@ -157,23 +157,27 @@ def dashboard_payload(scope: Scope, *, now: datetime, with_layout: bool) -> dict
             "rows": [_counts_json(counts, grade=grade) for grade, counts in stock.by_grade.items()],
             "total": _counts_json(stock.total, grade=_("All grades")),
         },
-        "performances": [
-            {
-                **_counts_json(stock.by_schedule.get(schedule.id, SeatCounts())),
-                "label": local(schedule.starts_at),
-                "url": _dashboard_url(scope.concert.id, schedule.id),
-                "buyers": "buyers.csv",
-                "buyers_url": reverse("console-export-buyers", args=[schedule.id]),
-                "payments": "payments.csv",
-                "payments_url": reverse("console-export-payments", args=[schedule.id]),
-            }
-            for schedule in scope.schedules
-            if scope.schedule is None
-        ],
+        "performances": _performances_json(scope, stock) if scope.schedule is None else [],
         "money": _money_json(selectors.money(scope)),
         "sales": _sales_json(selectors.sales_per_minute(scope, now=now)),
         "seat_map": _grid_json(grid, with_layout=with_layout) if grid else None,
     }
+
+
+def _performances_json(scope: Scope, stock: selectors.Inventory) -> list[dict]:
+    """A concert's table of performances: each one's seats, dashboard and exports."""
+    return [
+        {
+            **_counts_json(stock.by_schedule.get(schedule.id, SeatCounts())),
+            "label": local(schedule.starts_at),
+            "url": _dashboard_url(scope.concert.id, schedule.id),
+            "buyers": "buyers.csv",
+            "buyers_url": reverse("console-export-buyers", args=[schedule.id]),
+            "payments": "payments.csv",
+            "payments_url": reverse("console-export-payments", args=[schedule.id]),
+        }
+        for schedule in scope.schedules
+    ]
 
 
 def _dashboard_url(concert_id: int, schedule_id: int | None = None) -> str:

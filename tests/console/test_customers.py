@@ -42,6 +42,8 @@ def test_customers_are_found_by_email_name_or_id(operator_client):
     page = search(operator_client, "김")
     assert reverse("console-customer", args=[lee.id]) not in page
     assert "Nobody" in search(operator_client, "nobody-like-this")
+    for odd in ["²", "9" * 40, "' OR 1=1 --", "%", "_"]:
+        assert kim.email not in search(operator_client, odd)
 
 
 @pytest.fixture
