@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "queueing",
     "reservations",
     "payments",
+    "console",
 ]
 
 MIDDLEWARE = [

@@ -30,6 +30,9 @@ urlpatterns = [
     # Anything else under /api is a JSON 404, whatever DEBUG says.
     re_path(r"^[Aa][Pp][Ii](?:/.*)?$", api_not_found),
     path("healthz", healthz, name="healthz"),  # answered by HealthCheckMiddleware first
+    # The operator console (docs/console.md): admin pages of its own, matched before the
+    # admin's catch-all would take "console" for an app label.
+    path("admin/console/", include("console.urls")),
     path("admin/", admin.site.urls),
 ]
 
