@@ -73,3 +73,16 @@ def test_config_uses_no_domain_app_but_accounts():
     ]
 
     assert offenders == []
+
+
+def test_the_operator_console_sits_on_top_and_nothing_imports_it():
+    """console/ is web layer only (admin pages): it may use any app's services and
+    selectors, and no app depends on it."""
+    offenders = [
+        f"{path.relative_to(ROOT)} -> {module}"
+        for app, path in source_files()
+        for module in imported_modules(path)
+        if module.split(".")[0] == "console"
+    ]
+
+    assert offenders == []
