@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Count, Min, Q
 from django.forms import formset_factory
 from django.http import HttpRequest, HttpResponseRedirect
@@ -8,11 +9,23 @@ from django.shortcuts import render
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
+from config.admin import (
+    ConfirmTable,
+    ProtectedDeleteInlineMixin,
+    ProtectedDeleteMixin,
+    confirmation_page,
+    protected_refusal,
+    require_permission,
+)
 from config.money import format_won
-from payments.cancellations import refund_job_create
+from payments.admin import REFUND_HEADINGS, REFUND_PERMISSION, refund_rows, refund_totals
+from payments.cancellations import refund_job_create, refund_previews
 from payments.forms import RefundForm
-from reservations.models import Reservation, ReservationStatus
+from payments.models import Payment
+from reservations.models import Reservation, ReservationSeat, ReservationStatus, WaitlistEntry
 
 from . import services
 from .errors import SeatMapInvalid
@@ -66,7 +79,75 @@ def _seat_summary(schedule: Schedule) -> str:
     return f"{schedule.available_seats} available · {schedule.sold_seats} sold · {total} total"
 
 
-class ScheduleInline(admin.TabularInline):
+# --- Deletes the books forbid (config.admin.ProtectedDeleteMixin) ------------------------------
+
+
+def _bookings_refusal(obj, reservations, waitlist_entries) -> str:
+    """ "“X” has bookings: …" when reservations or waitlist entries of it exist; else what
+    else keeps it (refund jobs), or ""."""
+    bookings, waiting = reservations.count(), waitlist_entries.count()
+    if not (bookings or waiting):
+        return protected_refusal(obj)
+    parts = []
+    if bookings:
+        parts.append(
+            ngettext("%(count)s reservation", "%(count)s reservations", bookings)
+            % {"count": bookings}
+        )
+    if waiting:
+        parts.append(
+            ngettext("%(count)s waitlist entry", "%(count)s waitlist entries", waiting)
+            % {"count": waiting}
+        )
+    return gettext(
+        "“%(object)s” has sales: %(bookings)s. Bookings, payments and refunds are kept for "
+        "the customers and the books."
+    ) % {"object": obj, "bookings": gettext(" and ").join(parts)}
+
+
+def concert_delete_refusal(concert: Concert) -> str:
+    return _bookings_refusal(
+        concert,
+        Reservation.objects.filter(schedule__concert=concert),
+        WaitlistEntry.objects.filter(schedule__concert=concert),
+    )
+
+
+def schedule_delete_refusal(schedule: Schedule) -> str:
+    return _bookings_refusal(
+        schedule,
+        Reservation.objects.filter(schedule=schedule),
+        WaitlistEntry.objects.filter(schedule=schedule),
+    )
+
+
+def seat_delete_refusal(seat: Seat) -> str:
+    if seat.status != SeatStatus.AVAILABLE:
+        return gettext("“%(seat)s” of %(schedule)s is held or sold now.") % {
+            "seat": seat,
+            "schedule": seat.schedule,
+        }
+    booked = ReservationSeat.objects.filter(seat=seat).count()
+    if booked:
+        return ngettext(
+            "“%(seat)s” of %(schedule)s was booked before: %(count)s booking keeps it in "
+            "its record.",
+            "“%(seat)s” of %(schedule)s was booked before: %(count)s bookings keep it in "
+            "their records.",
+            booked,
+        ) % {"seat": seat, "schedule": seat.schedule, "count": booked}
+    return ""
+
+
+SCHEDULE_KEPT_HINT = _(
+    "A performance with bookings stays. If it will not take place, refund its bookings "
+    "(Schedules → select it → “Refund every paid booking of the selected performances…”); "
+    "its records remain."
+)
+
+
+class ScheduleInline(ProtectedDeleteInlineMixin, admin.TabularInline):
+    delete_refusal = staticmethod(schedule_delete_refusal)
     model = Schedule
     extra = 1
     fields = ["starts_at", "ends_at", "seats", "seat_map"]
@@ -89,7 +170,11 @@ class ScheduleInline(admin.TabularInline):
 
 
 @admin.register(Concert)
-class ConcertAdmin(CatalogAdminMixin, admin.ModelAdmin):
+class ConcertAdmin(ProtectedDeleteMixin, CatalogAdminMixin, admin.ModelAdmin):
+    delete_refused_hint = _(
+        "Hide it instead: select it in the list of concerts and choose “Unpublish selected "
+        "concerts”. Customers no longer see it; its bookings stay as they are."
+    )
     list_display = [
         "title",
         "artist",
@@ -137,6 +222,9 @@ class ConcertAdmin(CatalogAdminMixin, admin.ModelAdmin):
     inlines = [ScheduleInline]
     actions = ["publish", "unpublish", "waitlist_on", "waitlist_off"]
 
+    def delete_refusal(self, concert: Concert) -> str:
+        return concert_delete_refusal(concert)
+
     def get_queryset(self, request):
         return (
             super()
@@ -154,19 +242,26 @@ class ConcertAdmin(CatalogAdminMixin, admin.ModelAdmin):
     def first_performance_at(self, concert: Concert):
         return concert.first_performance_at
 
-    @admin.action(description="Publish selected concerts (show them to customers)")
+    @admin.action(
+        description=_("Publish selected concerts (show them to customers)"),
+        permissions=["change"],
+    )
     def publish(self, request, queryset):
         ids = list(queryset.values_list("id", flat=True))
         count = services.concert_set_published(concert_ids=ids, published=True)
         self.message_user(request, f"{count} concert(s) published.", messages.SUCCESS)
 
-    @admin.action(description="Turn the waitlist on for the selected concerts")
+    @admin.action(
+        description=_("Turn the waitlist on for the selected concerts"), permissions=["change"]
+    )
     def waitlist_on(self, request, queryset):
         ids = list(queryset.values_list("id", flat=True))
         count = services.concert_set_waitlist(concert_ids=ids, enabled=True)
         self.message_user(request, f"Waitlist on for {count} concert(s).", messages.SUCCESS)
 
-    @admin.action(description="Turn the waitlist off for the selected concerts")
+    @admin.action(
+        description=_("Turn the waitlist off for the selected concerts"), permissions=["change"]
+    )
     def waitlist_off(self, request, queryset):
         ids = list(queryset.values_list("id", flat=True))
         count = services.concert_set_waitlist(concert_ids=ids, enabled=False)
@@ -177,11 +272,26 @@ class ConcertAdmin(CatalogAdminMixin, admin.ModelAdmin):
             messages.SUCCESS,
         )
 
-    @admin.action(description="Unpublish selected concerts (hide them from customers)")
+    @admin.action(
+        description=_("Unpublish selected concerts (hide them from customers)"),
+        permissions=["change"],
+    )
     def unpublish(self, request, queryset):
         ids = list(queryset.values_list("id", flat=True))
         count = services.concert_set_published(concert_ids=ids, published=False)
         self.message_user(request, f"{count} concert(s) hidden.", messages.SUCCESS)
+
+
+def _performance_refund_row(schedule: Schedule, previews) -> tuple:
+    return (
+        schedule,
+        len(previews),
+        len({preview.customer for preview in previews}),
+        sum(len(preview.seats) for preview in previews),
+        format_won(sum(preview.paid - preview.refunded for preview in previews)),
+        format_won(sum(preview.by_policy for preview in previews)),
+        format_won(sum(preview.in_full for preview in previews)),
+    )
 
 
 class SeatBlockForm(forms.Form):
@@ -213,7 +323,8 @@ class SeatMapOptionsForm(forms.Form):
 
 
 @admin.register(Schedule)
-class ScheduleAdmin(CatalogAdminMixin, admin.ModelAdmin):
+class ScheduleAdmin(ProtectedDeleteMixin, CatalogAdminMixin, admin.ModelAdmin):
+    delete_refused_hint = SCHEDULE_KEPT_HINT
     list_display = [
         "concert",
         "starts_at",
@@ -238,6 +349,12 @@ class ScheduleAdmin(CatalogAdminMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         return _with_seat_counts(super().get_queryset(request))
+
+    def delete_refusal(self, schedule: Schedule) -> str:
+        return schedule_delete_refusal(schedule)
+
+    def has_refund_permission(self, request) -> bool:
+        return request.user.has_perm(REFUND_PERMISSION)
 
     @admin.display(description="Seats", ordering="total_seats")
     def total(self, schedule: Schedule) -> int:
@@ -270,26 +387,47 @@ class ScheduleAdmin(CatalogAdminMixin, admin.ModelAdmin):
     def seats_overview(self, schedule: Schedule) -> str:
         return _seat_summary(schedule)
 
-    @admin.action(description="Refund every paid booking of the selected performances…")
+    @admin.action(
+        description=_("Refund every paid booking of the selected performances…"),
+        permissions=["refund"],
+    )
     def refund_performance(self, request, queryset):
         """The show is cancelled: every paid reservation refunded, as a job per performance
-        (Payments → Refund jobs shows its progress). A confirmation page first."""
-        schedules = list(queryset.select_related("concert"))
+        (Payments → Refund jobs shows its progress). A confirmation page first: per
+        performance the bookings, customers, seats and money, and the first bookings."""
+        require_permission(self.has_refund_permission(request))
+        schedules = list(queryset.select_related("concert").order_by("starts_at", "id"))
         form = RefundForm(request.POST if request.POST.get("confirmed") else None)
         if form.is_bound and form.is_valid():
             for schedule in schedules:
-                job = refund_job_create(
-                    schedule_id=schedule.id,
-                    in_full=form.cleaned_data["mode"] == RefundForm.IN_FULL,
-                    reason=form.cleaned_data["reason"],
-                    operator=request.user,
-                )
-                self.log_change(request, schedule, f"Refund job {job.id}: {job.reason}")
+                # The job and its history line together; the job starts once both commit.
+                with transaction.atomic():
+                    job = refund_job_create(
+                        schedule_id=schedule.id,
+                        in_full=form.cleaned_data["mode"] == RefundForm.IN_FULL,
+                        reason=form.cleaned_data["reason"],
+                        operator=request.user,
+                    )
+                    self.log_change(
+                        request,
+                        schedule,
+                        gettext(
+                            "Refund job %(job)s (%(kind)s) for %(count)s booking(s): %(reason)s"
+                        )
+                        % {
+                            "job": job.id,
+                            "kind": job.get_kind_display(),
+                            "count": job.total,
+                            "reason": job.reason,
+                        },
+                    )
                 url = reverse("admin:payments_refundjob_change", args=[job.pk])
                 self.message_user(
                     request,
                     format_html(
-                        '{}: refunding {} paid booking(s); <a href="{}">follow the job</a>.',
+                        gettext(
+                            '{}: refunding {} paid booking(s); <a href="{}">follow the job</a>.'
+                        ),
                         schedule,
                         job.total,
                         url,
@@ -297,31 +435,60 @@ class ScheduleAdmin(CatalogAdminMixin, admin.ModelAdmin):
                     messages.SUCCESS,
                 )
             return None
-        paid = {
-            schedule.id: Reservation.objects.filter(
-                schedule=schedule, status=ReservationStatus.CONFIRMED
-            ).count()
-            for schedule in schedules
-        }
-        return render(
+        previews = refund_previews(
+            payments=Payment.objects.filter(
+                reservation__schedule__in=schedules,
+                reservation__status=ReservationStatus.CONFIRMED,
+            )
+        )
+        shown = 50
+        return confirmation_page(
+            self,
             request,
-            "admin/payments/refund_confirm.html",
-            {
-                **self.admin_site.each_context(request),
-                "opts": self.model._meta,
-                "title": "Refund whole performances",
-                "intro": "Refund every paid booking of these performances to the customers' "
-                "wallets, one by one, in the background.",
-                "headings": ["Performance", "Paid bookings"],
-                "rows": [(schedule, paid[schedule.id]) for schedule in schedules],
-                "form": form if form.is_bound else RefundForm(),
-                "selected": [schedule.id for schedule in schedules],
-                "action": "refund_performance",
-                "confirm_label": "Yes, refund them all",
-            },
+            title=gettext("Refund whole performances"),
+            intro=gettext(
+                "Refund every paid booking of these performances to the customers' wallets, "
+                "one by one, in the background."
+            ),
+            warning=gettext("No money moves until you confirm below."),
+            tables=[
+                ConfirmTable(
+                    caption=gettext("Per performance"),
+                    headings=[
+                        gettext("Performance"),
+                        gettext("Paid bookings"),
+                        gettext("Customers"),
+                        gettext("Seats"),
+                        gettext("Paid"),
+                        gettext("Back by the policy"),
+                        gettext("Back in full"),
+                    ],
+                    rows=[
+                        _performance_refund_row(
+                            schedule,
+                            [p for p in previews if p.schedule_id == schedule.id and p.refundable],
+                        )
+                        for schedule in schedules
+                    ],
+                ),
+                ConfirmTable(
+                    caption=gettext("The bookings"),
+                    headings=REFUND_HEADINGS,
+                    rows=refund_rows(previews[:shown]),
+                    totals=refund_totals(previews),
+                    more=max(0, len(previews) - shown),
+                    empty=gettext("No paid booking: nothing to refund."),
+                ),
+            ],
+            form=form if form.is_bound else RefundForm(),
+            selected=[schedule.id for schedule in schedules],
+            action="refund_performance",
+            confirm_label=gettext("Yes, refund them all"),
         )
 
-    @admin.action(description="Generate a seat map for the selected schedules")
+    @admin.action(
+        description=_("Generate a seat map for the selected schedules"), permissions=["change"]
+    )
     def generate_seat_map(self, request, queryset):
         ids = ",".join(str(pk) for pk in queryset.order_by("pk").values_list("pk", flat=True))
         return HttpResponseRedirect(
@@ -417,7 +584,11 @@ class SeatForm(forms.ModelForm):
 
 
 @admin.register(Seat)
-class SeatAdmin(CatalogAdminMixin, admin.ModelAdmin):
+class SeatAdmin(ProtectedDeleteMixin, CatalogAdminMixin, admin.ModelAdmin):
+    delete_refused_hint = _(
+        "A seat that is or was booked stays: its bookings' records name it. Reprice it, or "
+        "leave it."
+    )
     form = SeatForm
     list_display = ["seat", "schedule", "grade", "price_won", "status", "hold_expires_at"]
     list_filter = ["status", "grade", "schedule__concert"]
@@ -470,10 +641,8 @@ class SeatAdmin(CatalogAdminMixin, admin.ModelAdmin):
     def price_won(self, seat: Seat) -> str:
         return format_won(seat.price)
 
-    def has_delete_permission(self, request, obj=None):
-        if obj is not None and obj.status != SeatStatus.AVAILABLE:
-            return False
-        return super().has_delete_permission(request, obj)
+    def delete_refusal(self, seat: Seat) -> str:
+        return seat_delete_refusal(seat)
 
 
 class CancellationTierInlineFormSet(forms.BaseInlineFormSet):
@@ -487,7 +656,7 @@ class CancellationTierInlineFormSet(forms.BaseInlineFormSet):
             and not form.cleaned_data.get("DELETE")
             and form.cleaned_data.get("min_days_before") is not None
         )
-        for (low, high), (next_low, _) in zip(ranges, ranges[1:], strict=False):
+        for (low, high), (next_low, _next_high) in zip(ranges, ranges[1:], strict=False):
             if high is None or high >= next_low:
                 raise forms.ValidationError(
                     f"The tier from D-{low} overlaps the tier from D-{next_low}."
@@ -502,7 +671,7 @@ class CancellationTierInline(admin.TabularInline):
 
 
 @admin.register(CancellationPolicy)
-class CancellationPolicyAdmin(admin.ModelAdmin):
+class CancellationPolicyAdmin(ProtectedDeleteMixin, admin.ModelAdmin):
     """Cancellation fees as data: a free window after payment, fee tiers by days before the
     show, a cut-off. Days before the show count calendar days in Asia/Seoul: D-1 is the day
     before the show."""
@@ -516,12 +685,18 @@ class CancellationPolicyAdmin(admin.ModelAdmin):
         "cutoff_time",
     ]
     inlines = [CancellationTierInline]
+    delete_refused_hint = _("Give those concerts another cancellation policy first.")
 
     @admin.display(description="Concerts using it")
     def concerts(self, policy: CancellationPolicy) -> int:
         return policy.concerts.count()
 
-    def has_delete_permission(self, request, obj=None):
-        if obj is not None and obj.concerts.exists():
-            return False  # concerts use it: give them another policy first
-        return super().has_delete_permission(request, obj)
+    def delete_refusal(self, policy: CancellationPolicy) -> str:
+        used = policy.concerts.count()
+        if not used:
+            return ""
+        return ngettext(
+            "“%(policy)s” is the cancellation policy of %(count)s concert.",
+            "“%(policy)s” is the cancellation policy of %(count)s concerts.",
+            used,
+        ) % {"policy": policy, "count": used}
