@@ -9,6 +9,7 @@ from django.shortcuts import render
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.text import Truncator
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
@@ -17,6 +18,8 @@ from config.admin import (
     ProtectedDeleteInlineMixin,
     ProtectedDeleteMixin,
     confirmation_page,
+    local_time,
+    performance_label,
     protected_refusal,
     require_permission,
 )
@@ -326,16 +329,15 @@ class SeatMapOptionsForm(forms.Form):
 class ScheduleAdmin(ProtectedDeleteMixin, CatalogAdminMixin, admin.ModelAdmin):
     delete_refused_hint = SCHEDULE_KEPT_HINT
     list_display = [
-        "concert",
-        "starts_at",
-        "ends_at",
+        "concert_name",
+        "when",
         "total",
         "available",
         "sold",
         "seats_link",
         "waitlist_link",
     ]
-    list_display_links = ["concert", "starts_at"]
+    list_display_links = ["concert_name", "when"]
     # No date_hierarchy: it truncates dates in SQL with CONVERT_TZ, which needs MySQL's time
     # zone tables (absent on a fresh MariaDB and in the MySQL image). Range filters do not.
     list_filter = ["starts_at", "concert__is_published", "concert"]
@@ -352,6 +354,20 @@ class ScheduleAdmin(ProtectedDeleteMixin, CatalogAdminMixin, admin.ModelAdmin):
 
     def delete_refusal(self, schedule: Schedule) -> str:
         return schedule_delete_refusal(schedule)
+
+    @admin.display(description=_("Concert"), ordering="concert__title")
+    def concert_name(self, schedule: Schedule) -> str:
+        return Truncator(str(schedule.concert)).chars(70)
+
+    @admin.display(description=_("When"), ordering="starts_at")
+    def when(self, schedule: Schedule) -> str:
+        ends = timezone.localtime(schedule.ends_at)
+        same_day = ends.date() == timezone.localtime(schedule.starts_at).date()
+        return (
+            f"{local_time(schedule.starts_at)} – {ends:%H:%M}"
+            if same_day
+            else (f"{local_time(schedule.starts_at)} – {local_time(schedule.ends_at)}")
+        )
 
     def has_refund_permission(self, request) -> bool:
         return request.user.has_perm(REFUND_PERMISSION)
@@ -590,7 +606,7 @@ class SeatAdmin(ProtectedDeleteMixin, CatalogAdminMixin, admin.ModelAdmin):
         "leave it."
     )
     form = SeatForm
-    list_display = ["seat", "schedule", "grade", "price_won", "status", "hold_expires_at"]
+    list_display = ["seat", "performance", "grade", "price_won", "status", "hold_ends"]
     list_filter = ["status", "grade", "schedule__concert"]
     search_fields = ["section", "grade", "schedule__concert__title"]
     list_select_related = ["schedule__concert"]
@@ -633,9 +649,21 @@ class SeatAdmin(ProtectedDeleteMixin, CatalogAdminMixin, admin.ModelAdmin):
     def save_related(self, request, form, formsets, change):
         pass  # a seat has no inlines; and nothing else may be written on its behalf
 
-    @admin.display(description="Seat", ordering="section")
+    @admin.display(description=_("Seat"), ordering="section")
     def seat(self, seat: Seat) -> str:
-        return f"{seat.section} · row {seat.row} · {seat.number}"
+        return gettext("%(section)s · row %(row)s · %(number)s") % {
+            "section": seat.section,
+            "row": seat.row,
+            "number": seat.number,
+        }
+
+    @admin.display(description=_("Performance"), ordering="schedule__starts_at")
+    def performance(self, seat: Seat) -> str:
+        return performance_label(seat.schedule)
+
+    @admin.display(description=_("Hold ends"), ordering="hold_expires_at")
+    def hold_ends(self, seat: Seat) -> str:
+        return local_time(seat.hold_expires_at) if seat.hold_expires_at else "—"
 
     @admin.display(description="Price", ordering="price")
     def price_won(self, seat: Seat) -> str:

@@ -14,8 +14,9 @@ from django.db import models, router
 from django.forms.formsets import DELETION_FIELD_NAME
 from django.shortcuts import render
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.text import get_text_list
+from django.utils.text import Truncator, get_text_list
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
@@ -219,3 +220,15 @@ def breakable_email(email: str) -> str:
     if not at:
         return email
     return format_html("{}<wbr>@{}", local, domain)
+
+
+def local_time(moment) -> str:
+    """ "2026-12-24 19:00" in TIME_ZONE (Asia/Seoul): short, and free to wrap at the space
+    (Django's own date columns never wrap)."""
+    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M}" if moment else "—"
+
+
+def performance_label(schedule) -> str:
+    """A performance in a list: its concert's title, shortened, and when it starts. (Its
+    full name, with the artist, is on its page; a list column of it could not wrap.)"""
+    return f"{Truncator(schedule.concert.title).chars(40)} · {local_time(schedule.starts_at)}"

@@ -10,6 +10,7 @@ from config.admin import (
     ReadOnlyInline,
     breakable_email,
     confirmation_page,
+    local_time,
     require_permission,
 )
 from config.errors import DomainError
@@ -85,7 +86,7 @@ class PaymentAdmin(ReadOnlyAdmin):
         "amount_won",
         "refunded_won",
         "status",
-        "created_at",
+        "created",
     ]
     list_filter = ["status", "reservation__schedule__concert", "created_at"]
     search_fields = ["id", "user__email", "reservation__id"]
@@ -111,6 +112,10 @@ class PaymentAdmin(ReadOnlyAdmin):
     @admin.display(description=_("Customer"), ordering="user__email")
     def customer(self, payment: Payment) -> str:
         return breakable_email(payment.user.email)
+
+    @admin.display(description=_("Created"), ordering="created_at")
+    def created(self, payment: Payment) -> str:
+        return local_time(payment.created_at)
 
     @admin.display(description=_("Reservation"))
     def reservation_link(self, payment: Payment) -> str:
@@ -215,7 +220,7 @@ class LedgerEntryInline(ReadOnlyInline):
 
 @admin.register(Wallet)
 class WalletAdmin(ReadOnlyAdmin):
-    list_display = ["customer", "balance_won", "updated_at"]
+    list_display = ["customer", "balance_won", "updated"]
     search_fields = ["user__email"]
     list_select_related = ["user"]
     fields = ["user", "balance_won", "updated_at"]
@@ -226,6 +231,10 @@ class WalletAdmin(ReadOnlyAdmin):
     def customer(self, wallet: Wallet) -> str:
         return breakable_email(wallet.user.email)
 
+    @admin.display(description=_("Updated"), ordering="updated_at")
+    def updated(self, wallet: Wallet) -> str:
+        return local_time(wallet.updated_at)
+
     @admin.display(description=_("Balance"), ordering="balance")
     def balance_won(self, wallet: Wallet) -> str:
         return format_won(wallet.balance)
@@ -235,7 +244,7 @@ class WalletAdmin(ReadOnlyAdmin):
 class LedgerEntryAdmin(ReadOnlyAdmin):
     # Who did it (created_by) and the payment are on the entry's own page: the list stays
     # narrow enough for a laptop.
-    list_display = ["id", "customer", "kind", "amount_won", "balance_after_won", "created_at"]
+    list_display = ["id", "customer", "kind", "amount_won", "balance_after_won", "created"]
     list_filter = ["kind", "created_at"]
     search_fields = ["wallet__user__email"]
     list_select_related = ["wallet__user"]
@@ -255,6 +264,10 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     @admin.display(description=_("Customer"), ordering="wallet__user__email")
     def customer(self, entry: LedgerEntry) -> str:
         return breakable_email(entry.wallet.user.email)
+
+    @admin.display(description=_("Created"), ordering="created_at")
+    def created(self, entry: LedgerEntry) -> str:
+        return local_time(entry.created_at)
 
     @admin.display(description=_("Amount"), ordering="amount")
     def amount_won(self, entry: LedgerEntry) -> str:
@@ -278,10 +291,10 @@ class CancellationItemInline(ReadOnlyInline):
 class CancellationAdmin(ReadOnlyAdmin):
     """Who cancelled or refunded which seats, when, how much and why."""
 
-    list_display = ["id", "reservation", "kind", "created_by", "amount_won", "rule", "created_at"]
+    list_display = ["id", "reservation_link", "kind", "by", "amount_won", "rule", "created"]
     list_filter = ["kind", "created_at"]
     search_fields = ["reservation__id", "reservation__user__email", "created_by__email"]
-    list_select_related = ["reservation", "created_by"]
+    list_select_related = ["created_by"]
     fields = [
         "reservation",
         "payment",
@@ -303,6 +316,19 @@ class CancellationAdmin(ReadOnlyAdmin):
     @admin.display(description=_("Back to the wallet"), ordering="amount")
     def amount_won(self, cancellation: Cancellation) -> str:
         return format_won(cancellation.amount)
+
+    @admin.display(description=_("Reservation"), ordering="reservation_id")
+    def reservation_link(self, cancellation: Cancellation) -> str:
+        url = reverse("admin:reservations_reservation_change", args=[cancellation.reservation_id])
+        return format_html('<a href="{}">{}</a>', url, cancellation.reservation_id)
+
+    @admin.display(description=_("By"), ordering="created_by__email")
+    def by(self, cancellation: Cancellation) -> str:
+        return breakable_email(cancellation.created_by.email)
+
+    @admin.display(description=_("Created"), ordering="created_at")
+    def created(self, cancellation: Cancellation) -> str:
+        return local_time(cancellation.created_at)
 
 
 @admin.register(RefundJob)

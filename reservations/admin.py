@@ -14,6 +14,8 @@ from config.admin import (
     ReasonForm,
     breakable_email,
     confirmation_page,
+    local_time,
+    performance_label,
     require_permission,
 )
 from config.errors import DomainError
@@ -40,10 +42,6 @@ from .services import reservation_release_by_operator
 RELEASE_PERMISSION = "reservations.release_hold"
 
 
-def local_time(moment) -> str:
-    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M}" if moment else "—"
-
-
 class ReservationSeatInline(ReadOnlyInline):
     model = ReservationSeat
     fields = ["seat", "price_won", "cancelled_at"]
@@ -64,11 +62,11 @@ class ReservationAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
         "customer",
-        "schedule",
+        "performance",
         "status_now",
         "total",
         "hold_ends",
-        "created_at",
+        "created",
     ]
     list_filter = ["status", "source", "schedule__concert", "created_at"]
     search_fields = ["id", "user__email", "schedule__concert__title"]
@@ -102,6 +100,14 @@ class ReservationAdmin(ReadOnlyAdmin):
     @admin.display(description=_("Customer"), ordering="user__email")
     def customer(self, reservation: Reservation) -> str:
         return breakable_email(reservation.user.email)
+
+    @admin.display(description=_("Performance"), ordering="schedule__starts_at")
+    def performance(self, reservation: Reservation) -> str:
+        return performance_label(reservation.schedule)
+
+    @admin.display(description=_("Created"), ordering="created_at")
+    def created(self, reservation: Reservation) -> str:
+        return local_time(reservation.created_at)
 
     @admin.display(description=_("Status"), ordering="status")
     def status_now(self, reservation: Reservation) -> str:
@@ -242,11 +248,11 @@ class WaitlistEntryAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
         "customer",
-        "schedule",
+        "performance",
         "wants",
         "status_now",
         "place",
-        "joined_at",
+        "joined",
         "offer_link",
     ]
     list_filter = ["status", "schedule__concert", "schedule", "auto_pay"]
@@ -278,6 +284,14 @@ class WaitlistEntryAdmin(ReadOnlyAdmin):
     @admin.display(description=_("Customer"), ordering="user__email")
     def customer(self, entry: WaitlistEntry) -> str:
         return breakable_email(entry.user.email)
+
+    @admin.display(description=_("Performance"), ordering="schedule__starts_at")
+    def performance(self, entry: WaitlistEntry) -> str:
+        return performance_label(entry.schedule)
+
+    @admin.display(description=_("Joined"), ordering="joined_at")
+    def joined(self, entry: WaitlistEntry) -> str:
+        return local_time(entry.joined_at)
 
     @admin.display(description=_("Wants"))
     def wants(self, entry: WaitlistEntry) -> str:
