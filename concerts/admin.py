@@ -79,7 +79,11 @@ def _seat_summary(schedule: Schedule) -> str:
     total = getattr(schedule, "total_seats", None)
     if total is None:
         return "—"
-    return f"{schedule.available_seats} available · {schedule.sold_seats} sold · {total} total"
+    return gettext("%(available)s available · %(sold)s sold · %(total)s total") % {
+        "available": schedule.available_seats,
+        "sold": schedule.sold_seats,
+        "total": total,
+    }
 
 
 # --- Deletes the books forbid (config.admin.ProtectedDeleteMixin) ------------------------------
@@ -160,16 +164,16 @@ class ScheduleInline(ProtectedDeleteInlineMixin, admin.TabularInline):
     def get_queryset(self, request):
         return _with_seat_counts(super().get_queryset(request))
 
-    @admin.display(description="Seats")
+    @admin.display(description=_("Seats"))
     def seats(self, schedule: Schedule) -> str:
         return _seat_summary(schedule)
 
-    @admin.display(description="Seat map")
+    @admin.display(description=_("Seat map"))
     def seat_map(self, schedule: Schedule) -> str:
         if not schedule.pk:
-            return "Save first, then generate the seat map."
+            return gettext("Save first, then generate the seat map.")
         url = reverse("admin:concerts_schedule_generate_seats", args=[schedule.pk])
-        return format_html('<a href="{}">Generate seats</a>', url)
+        return format_html('<a href="{}">{}</a>', url, gettext("Generate seats"))
 
 
 @admin.register(Concert)
@@ -237,11 +241,11 @@ class ConcertAdmin(ProtectedDeleteMixin, CatalogAdminMixin, admin.ModelAdmin):
             )
         )
 
-    @admin.display(description="Dates", ordering="schedule_count")
+    @admin.display(description=_("Dates"), ordering="schedule_count")
     def schedule_count(self, concert: Concert) -> int:
         return concert.schedule_count
 
-    @admin.display(description="First performance", ordering="first_performance_at")
+    @admin.display(description=_("First performance"), ordering="first_performance_at")
     def first_performance_at(self, concert: Concert):
         return concert.first_performance_at
 
@@ -252,7 +256,9 @@ class ConcertAdmin(ProtectedDeleteMixin, CatalogAdminMixin, admin.ModelAdmin):
     def publish(self, request, queryset):
         ids = list(queryset.values_list("id", flat=True))
         count = services.concert_set_published(concert_ids=ids, published=True)
-        self.message_user(request, f"{count} concert(s) published.", messages.SUCCESS)
+        self.message_user(
+            request, gettext("%(count)s concert(s) published.") % {"count": count}, messages.SUCCESS
+        )
 
     @admin.action(
         description=_("Turn the waitlist on for the selected concerts"), permissions=["change"]
@@ -260,7 +266,11 @@ class ConcertAdmin(ProtectedDeleteMixin, CatalogAdminMixin, admin.ModelAdmin):
     def waitlist_on(self, request, queryset):
         ids = list(queryset.values_list("id", flat=True))
         count = services.concert_set_waitlist(concert_ids=ids, enabled=True)
-        self.message_user(request, f"Waitlist on for {count} concert(s).", messages.SUCCESS)
+        self.message_user(
+            request,
+            gettext("Waitlist on for %(count)s concert(s).") % {"count": count},
+            messages.SUCCESS,
+        )
 
     @admin.action(
         description=_("Turn the waitlist off for the selected concerts"), permissions=["change"]
@@ -270,8 +280,11 @@ class ConcertAdmin(ProtectedDeleteMixin, CatalogAdminMixin, admin.ModelAdmin):
         count = services.concert_set_waitlist(concert_ids=ids, enabled=False)
         self.message_user(
             request,
-            f"Waitlist off for {count} concert(s): nobody new joins; those waiting keep "
-            "their place.",
+            gettext(
+                "Waitlist off for %(count)s concert(s): nobody new joins; those waiting keep "
+                "their place."
+            )
+            % {"count": count},
             messages.SUCCESS,
         )
 
@@ -282,7 +295,9 @@ class ConcertAdmin(ProtectedDeleteMixin, CatalogAdminMixin, admin.ModelAdmin):
     def unpublish(self, request, queryset):
         ids = list(queryset.values_list("id", flat=True))
         count = services.concert_set_published(concert_ids=ids, published=False)
-        self.message_user(request, f"{count} concert(s) hidden.", messages.SUCCESS)
+        self.message_user(
+            request, gettext("%(count)s concert(s) hidden.") % {"count": count}, messages.SUCCESS
+        )
 
 
 def _performance_refund_row(schedule: Schedule, previews) -> tuple:
@@ -298,9 +313,9 @@ def _performance_refund_row(schedule: Schedule, previews) -> tuple:
 
 
 class SeatBlockForm(forms.Form):
-    section = forms.CharField(max_length=20, help_text="e.g. A, FLOOR, 2F-B")
-    grade = forms.CharField(max_length=20, help_text="e.g. VIP, R, S")
-    price = forms.IntegerField(min_value=1, max_value=100_000_000, label="Price (won)")
+    section = forms.CharField(max_length=20, help_text=_("e.g. A, FLOOR, 2F-B"))
+    grade = forms.CharField(max_length=20, help_text=_("e.g. VIP, R, S"))
+    price = forms.IntegerField(min_value=1, max_value=100_000_000, label=_("Price (won)"))
     first_row = forms.IntegerField(min_value=1, max_value=999, initial=1)
     rows = forms.IntegerField(min_value=1, max_value=999)
     seats_per_row = forms.IntegerField(min_value=1, max_value=999)
@@ -320,8 +335,8 @@ SeatBlockFormSet = formset_factory(
 class SeatMapOptionsForm(forms.Form):
     replace = forms.BooleanField(
         required=False,
-        label="Replace the current seat map",
-        help_text="Delete the schedule's seats first. Refused if any seat is held or sold.",
+        label=_("Replace the current seat map"),
+        help_text=_("Delete the schedule's seats first. Refused if any seat is held or sold."),
     )
 
 
@@ -372,34 +387,40 @@ class ScheduleAdmin(ProtectedDeleteMixin, CatalogAdminMixin, admin.ModelAdmin):
     def has_refund_permission(self, request) -> bool:
         return request.user.has_perm(REFUND_PERMISSION)
 
-    @admin.display(description="Seats", ordering="total_seats")
+    @admin.display(description=_("Seats"), ordering="total_seats")
     def total(self, schedule: Schedule) -> int:
         return schedule.total_seats
 
-    @admin.display(description="Available", ordering="available_seats")
+    @admin.display(description=_("Available"), ordering="available_seats")
     def available(self, schedule: Schedule) -> int:
         return schedule.available_seats
 
-    @admin.display(description="Sold", ordering="sold_seats")
+    @admin.display(description=_("Sold"), ordering="sold_seats")
     def sold(self, schedule: Schedule) -> int:
         return schedule.sold_seats
 
-    @admin.display(description="Seat map")
+    @admin.display(description=_("Seat map"))
     def seats_link(self, schedule: Schedule) -> str:
         seats_url = (
             reverse("admin:concerts_seat_changelist") + f"?schedule__id__exact={schedule.pk}"
         )
         generate_url = reverse("admin:concerts_schedule_generate_seats", args=[schedule.pk])
         return format_html(
-            '<a href="{}">Seats</a> · <a href="{}">Generate</a>', seats_url, generate_url
+            '<a href="{}">{}</a> · <a href="{}">{}</a>',
+            seats_url,
+            gettext("Seats"),
+            generate_url,
+            gettext("Generate"),
         )
 
-    @admin.display(description="Waitlist")
+    @admin.display(description=_("Waitlist"))
     def waitlist_link(self, schedule: Schedule) -> str:
         url = reverse("admin:reservations_waitlistentry_changelist")
-        return format_html('<a href="{}?schedule__id__exact={}">Waitlist</a>', url, schedule.pk)
+        return format_html(
+            '<a href="{}?schedule__id__exact={}">{}</a>', url, schedule.pk, gettext("Waitlist")
+        )
 
-    @admin.display(description="Seats")
+    @admin.display(description=_("Seats"))
     def seats_overview(self, schedule: Schedule) -> str:
         return _seat_summary(schedule)
 
@@ -538,7 +559,7 @@ class ScheduleAdmin(ProtectedDeleteMixin, CatalogAdminMixin, admin.ModelAdmin):
             ids = [int(part) for part in raw.split(",") if part.strip().isdigit()]
         schedules = list(self.get_queryset(request).filter(pk__in=ids).select_related("concert"))
         if not schedules:
-            self.message_user(request, "No schedule selected.", messages.WARNING)
+            self.message_user(request, gettext("No schedule selected."), messages.WARNING)
             return HttpResponseRedirect(reverse("admin:concerts_schedule_changelist"))
 
         if request.method == "POST":
@@ -561,7 +582,8 @@ class ScheduleAdmin(ProtectedDeleteMixin, CatalogAdminMixin, admin.ModelAdmin):
                 else:
                     self.message_user(
                         request,
-                        f"Created {created} seats for {len(schedules)} schedule(s).",
+                        gettext("Created %(created)s seats for %(count)s schedule(s).")
+                        % {"created": created, "count": len(schedules)},
                         messages.SUCCESS,
                     )
                     if len(schedules) == 1:
@@ -576,7 +598,7 @@ class ScheduleAdmin(ProtectedDeleteMixin, CatalogAdminMixin, admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
-            "title": "Generate seat map",
+            "title": gettext("Generate seat map"),
             "schedules": schedules,
             "formset": formset,
             "options": options,
@@ -595,7 +617,9 @@ class SeatForm(forms.ModelForm):
             self.instance.pk
             and not Seat.objects.filter(pk=self.instance.pk, status=SeatStatus.AVAILABLE).exists()
         ):
-            raise forms.ValidationError("This seat is held or sold now; it cannot be edited.")
+            raise forms.ValidationError(
+                gettext("This seat is held or sold now; it cannot be edited.")
+            )
         return cleaned
 
 
@@ -665,7 +689,7 @@ class SeatAdmin(ProtectedDeleteMixin, CatalogAdminMixin, admin.ModelAdmin):
     def hold_ends(self, seat: Seat) -> str:
         return local_time(seat.hold_expires_at) if seat.hold_expires_at else "—"
 
-    @admin.display(description="Price", ordering="price")
+    @admin.display(description=_("Price"), ordering="price")
     def price_won(self, seat: Seat) -> str:
         return format_won(seat.price)
 
@@ -687,7 +711,8 @@ class CancellationTierInlineFormSet(forms.BaseInlineFormSet):
         for (low, high), (next_low, _next_high) in zip(ranges, ranges[1:], strict=False):
             if high is None or high >= next_low:
                 raise forms.ValidationError(
-                    f"The tier from D-{low} overlaps the tier from D-{next_low}."
+                    gettext("The tier from D-%(low)s overlaps the tier from D-%(next)s.")
+                    % {"low": low, "next": next_low}
                 )
 
 
@@ -715,7 +740,7 @@ class CancellationPolicyAdmin(ProtectedDeleteMixin, admin.ModelAdmin):
     inlines = [CancellationTierInline]
     delete_refused_hint = _("Give those concerts another cancellation policy first.")
 
-    @admin.display(description="Concerts using it")
+    @admin.display(description=_("Concerts using it"))
     def concerts(self, policy: CancellationPolicy) -> int:
         return policy.concerts.count()
 

@@ -126,27 +126,27 @@ class ConcertQueueAdmin(admin.ModelAdmin):
             gettext("Nobody is admitted."),
         )
 
-    @admin.display(description="Concert")
+    @admin.display(description=_("Concert"))
     def concert(self, concert) -> str:
         return str(concert)
 
-    @admin.display(description="State")
+    @admin.display(description=_("State"))
     def state(self, concert) -> str:
         if concert.sale_opens_at is None:
-            return "sale not announced"
+            return gettext("sale not announced")
         if concert.sale_opens_at > timezone.now():
-            return "before opening (arrivals are shuffled at opening)"
-        return "paused" if concert.queue_paused else "admitting"
+            return gettext("before opening (arrivals are shuffled at opening)")
+        return gettext("paused") if concert.queue_paused else gettext("admitting")
 
-    @admin.display(description="Waiting")
+    @admin.display(description=_("Waiting"))
     def waiting(self, concert) -> int:
         return self._stats_for(concert).waiting
 
-    @admin.display(description="Admitted now")
+    @admin.display(description=_("Admitted now"))
     def admitted(self, concert) -> int:
         return self._stats_for(concert).admitted
 
-    @admin.display(description="Admission rate (per minute, measured)")
+    @admin.display(description=_("Admission rate (per minute, measured)"))
     def rate(self, concert) -> str:
         return f"{self._stats_for(concert).rate_per_minute:.0f}"
 
@@ -158,13 +158,21 @@ class ConcertQueueAdmin(admin.ModelAdmin):
     def pause(self, request, queryset):
         ids = list(queryset.values_list("id", flat=True))
         count = queue_set_paused(concert_ids=ids, paused=True)
-        self.message_user(request, f"Admission paused for {count} concert(s).", messages.SUCCESS)
+        self.message_user(
+            request,
+            gettext("Admission paused for %(count)s concert(s).") % {"count": count},
+            messages.SUCCESS,
+        )
 
     @admin.action(description=_("Resume admission of the selected queues"), permissions=["change"])
     def resume(self, request, queryset):
         ids = list(queryset.values_list("id", flat=True))
         count = queue_set_paused(concert_ids=ids, paused=False)
-        self.message_user(request, f"Admission resumed for {count} concert(s).", messages.SUCCESS)
+        self.message_user(
+            request,
+            gettext("Admission resumed for %(count)s concert(s).") % {"count": count},
+            messages.SUCCESS,
+        )
 
 
 def _customer(customer: QueuedCustomer) -> str:

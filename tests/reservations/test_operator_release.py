@@ -228,3 +228,24 @@ def hold_ends_cell(listing: str, reservation) -> str:
         if f"/reservation/{reservation.id}/change/" in row
     )
     return re.search(r"field-hold_ends[^>]*>([^<]*)<", row).group(1)
+
+
+def test_sales_staff_offer_seats_on_sale_to_the_waitlist(schedule, staff_client):
+    from accounts.operator_groups import SALES_STAFF
+    from tests.concerts.factories import SeatFactory
+
+    client, user = staff_client(SALES_STAFF)
+    buy(schedule, *seats_of(schedule, "R", "A", rows=1, per_row=1, price=99_000))
+    waiting = join(schedule)
+    added = SeatFactory(schedule=schedule, section="B", grade="R")  # on sale, unseen by the line
+
+    response = client.post(
+        "/admin/reservations/waitlistentry/",
+        {"action": "hand_on_now", "_selected_action": [waiting.id]},
+    )
+
+    assert response.status_code == 302
+    waiting.refresh_from_db()
+    assert waiting.status == WaitlistStatus.OFFERED
+    assert seat_state(added) == (SeatStatus.HELD, waiting.offer_id)
+    assert LogEntry.objects.filter(user=user, object_id=str(schedule.id)).exists()
