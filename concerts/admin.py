@@ -14,6 +14,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from config.admin import (
+    CONFIRM_ROWS_SHOWN,
     ConfirmTable,
     ProtectedDeleteInlineMixin,
     ProtectedDeleteMixin,
@@ -478,7 +479,6 @@ class ScheduleAdmin(ProtectedDeleteMixin, CatalogAdminMixin, admin.ModelAdmin):
                 reservation__status=ReservationStatus.CONFIRMED,
             )
         )
-        shown = 50
         return confirmation_page(
             self,
             request,
@@ -511,9 +511,9 @@ class ScheduleAdmin(ProtectedDeleteMixin, CatalogAdminMixin, admin.ModelAdmin):
                 ConfirmTable(
                     caption=gettext("The bookings"),
                     headings=REFUND_HEADINGS,
-                    rows=refund_rows(previews[:shown]),
+                    rows=refund_rows(previews[:CONFIRM_ROWS_SHOWN]),
                     totals=refund_totals(previews),
-                    more=max(0, len(previews) - shown),
+                    more=max(0, len(previews) - CONFIRM_ROWS_SHOWN),
                     empty=gettext("No paid booking: nothing to refund."),
                 ),
             ],

@@ -67,6 +67,11 @@ class ReasonForm(forms.Form):
     )
 
 
+# The most rows a confirmation table lists (a "select all" may pick thousands); its totals
+# count every one.
+CONFIRM_ROWS_SHOWN = 100
+
+
 @dataclass
 class ConfirmTable:
     """One table of a confirmation page: a row per object that would move."""

@@ -5,6 +5,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from config.admin import (
+    CONFIRM_ROWS_SHOWN,
     ConfirmTable,
     ReadOnlyAdmin,
     ReadOnlyInline,
@@ -159,7 +160,8 @@ class PaymentAdmin(ReadOnlyAdmin):
             tables=[
                 ConfirmTable(
                     headings=REFUND_HEADINGS,
-                    rows=refund_rows(previews),
+                    rows=refund_rows(previews[:CONFIRM_ROWS_SHOWN]),
+                    more=max(0, len(previews) - CONFIRM_ROWS_SHOWN),
                     totals=refund_totals(previews),
                     empty=gettext("Nothing here can be refunded."),
                 )

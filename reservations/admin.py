@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from concerts.models import Schedule
 from config.admin import (
+    CONFIRM_ROWS_SHOWN,
     ConfirmTable,
     ReadOnlyAdmin,
     ReadOnlyInline,
@@ -189,8 +190,9 @@ class ReservationAdmin(ReadOnlyAdmin):
                             hold.get_source_display(),
                             local_time(hold.expires_at),
                         )
-                        for hold in holds
+                        for hold in holds[:CONFIRM_ROWS_SHOWN]
                     ],
+                    more=max(0, len(holds) - CONFIRM_ROWS_SHOWN),
                     totals=(
                         gettext("Total"),
                         ngettext("%(count)s customer", "%(count)s customers", customers)
@@ -386,8 +388,9 @@ class WaitlistEntryAdmin(ReadOnlyAdmin):
                             entry.get_status_display(),
                             ", ".join(offer_seats.get(entry.offer_id, [])) or "—",
                         )
-                        for entry in entries
+                        for entry in entries[:CONFIRM_ROWS_SHOWN]
                     ],
+                    more=max(0, len(entries) - CONFIRM_ROWS_SHOWN),
                 )
             ],
             form=form if form.is_bound else ReasonForm(),

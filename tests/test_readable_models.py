@@ -219,3 +219,25 @@ def test_a_reservation_seat_reads_as_seat_and_price():
     item.seat = seats_of(ScheduleFactory(), "VIP", "A", rows=1, per_row=3, price=165_000)[2]
 
     assert str(item) == "A-1-3 (₩165,000)"
+
+
+def test_every_admin_page_of_every_object_opens_and_reads(operator_client, a_sale_of_everything):
+    from django.contrib import admin
+    from django.contrib.admin.utils import quote
+
+    opened = 0
+    for model, model_admin in admin.site._registry.items():
+        changelist = operator_client.get(
+            f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+        )
+        assert changelist.status_code == 200, model
+        for row in model_admin.get_queryset(changelist.wsgi_request)[:3]:
+            page = operator_client.get(
+                f"/admin/{model._meta.app_label}/{model._meta.model_name}/{quote(row.pk)}/change/"
+            )
+            assert page.status_code == 200, (model, row.pk)
+            text = page.content.decode()
+            assert not re.search(r"\w object \(\d+\)", text), (model, row.pk)
+            opened += 1
+
+    assert opened > 20
