@@ -1,6 +1,9 @@
 from django.contrib.auth.base_user import BaseUserManager
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+from rest_framework.authtoken.models import TokenProxy
 
 
 class UserManager(BaseUserManager):
@@ -78,6 +81,37 @@ class IdempotencyRecord(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_once_per_user"),
+            models.UniqueConstraint(
+                fields=["user", "key"],
+                name="idempotency_key_once_per_user",
+                violation_error_code="key_reused",
+                violation_error_message=_("A customer uses each Idempotency-Key once."),
+            ),
         ]
         indexes = [models.Index(fields=["created_at"], name="idempotency_created_at_idx")]
+
+    def __str__(self) -> str:
+        return gettext("Idempotency-Key %(key)s of customer %(user)s") % {
+            "key": key_prefix(self.key),
+            "user": self.user_id,
+        }
+
+
+def key_prefix(key: str) -> str:
+    """What operators may see of a secret key: its first 6 characters."""
+    return f"{key[:6]}…"
+
+
+class ApiToken(TokenProxy):
+    """A customer's API (Bearer) token as operators see it in admin: never the key, which
+    would let whoever reads it act as the customer; only its first characters. A proxy of
+    DRF's TokenProxy, whose `pk` is the user's id, so neither URLs, forms nor the admin
+    history carry the key either."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
+
+    def __str__(self) -> str:
+        return gettext("Token %(prefix)s") % {"prefix": key_prefix(self.key)}

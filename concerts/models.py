@@ -1,9 +1,11 @@
 from datetime import time
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 POSITIVE_SETTINGS = (
     "queue_max_active",
@@ -15,6 +17,17 @@ POSITIVE_SETTINGS = (
     "offer_minutes",
 )
 AT_LEAST_ONE = [MinValueValidator(1)]
+# What an operator reads when a setting breaks its CHECK constraint (the field validators
+# usually say it first; these are the database's own words, made readable).
+POSITIVE_SETTING_MESSAGES = {
+    "queue_max_active": _("Customers shopping at once must be at least 1."),
+    "queue_admit_per_minute": _("Admissions per minute must be at least 1."),
+    "queue_admitted_minutes": _("The admitted session must last at least 1 minute."),
+    "queue_abandon_after_seconds": _("Abandon after must be at least 1 second."),
+    "hold_minutes": _("A hold must last at least 1 minute."),
+    "ticket_limit": _("Tickets per customer and performance must be at least 1."),
+    "offer_minutes": _("A waitlist offer must last at least 1 minute."),
+}
 
 # The cancellation fees of Korean ticket sites (the Fair Trade Commission's standard terms for
 # performances): free within 7 days of payment while the show is 10 or more days away; from
@@ -149,13 +162,19 @@ class Concert(models.Model):
         # are all on the form, and the queue panel shows some of these fields, not all.
         constraints = [
             models.CheckConstraint(
-                condition=Q(**{f"{name}__gt": 0}), name=f"concert_{name}_positive"
+                condition=Q(**{f"{name}__gt": 0}),
+                name=f"concert_{name}_positive",
+                violation_error_code="not_positive",
+                violation_error_message=POSITIVE_SETTING_MESSAGES[name],
             )
             for name in POSITIVE_SETTINGS
         ]
 
     def __str__(self) -> str:
         return f"{self.artist} — {self.title}" if self.artist else self.title
+
+
+SCHEDULE_ENDS_BEFORE_START = _("The performance must end after it starts.")
 
 
 class Schedule(models.Model):
@@ -172,9 +191,20 @@ class Schedule(models.Model):
         indexes = [models.Index(fields=["concert", "starts_at"])]
         constraints = [
             models.CheckConstraint(
-                condition=Q(ends_at__gt=F("starts_at")), name="schedule_ends_after_start"
+                condition=Q(ends_at__gt=F("starts_at")),
+                name="schedule_ends_after_start",
+                violation_error_code="ends_before_start",
+                violation_error_message=SCHEDULE_ENDS_BEFORE_START,
             ),
         ]
+
+    def clean(self):
+        """The constraint's sentence on the field it is about (the database checks it too)."""
+        super().clean()
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            raise ValidationError(
+                {"ends_at": ValidationError(SCHEDULE_ENDS_BEFORE_START, code="ends_before_start")}
+            )
 
     def __str__(self) -> str:
         if self.starts_at is None:
@@ -186,6 +216,9 @@ class SeatStatus(models.TextChoices):
     AVAILABLE = "available", "Available"
     HELD = "held", "Held"
     SOLD = "sold", "Sold"
+
+
+SEAT_PRICE_NOT_POSITIVE = _("A seat costs at least ₩1.")
 
 
 class Seat(models.Model):
@@ -217,26 +250,63 @@ class Seat(models.Model):
         indexes = [models.Index(fields=["schedule", "status"])]
         constraints = [
             models.UniqueConstraint(
-                fields=["schedule", "section", "row", "number"], name="seat_unique_per_schedule"
+                fields=["schedule", "section", "row", "number"],
+                name="seat_unique_per_schedule",
+                violation_error_code="seat_exists",
+                violation_error_message=_(
+                    "This performance already has a seat with this section, row and number."
+                ),
             ),
-            models.CheckConstraint(condition=Q(price__gt=0), name="seat_price_positive"),
             models.CheckConstraint(
-                condition=Q(row__gt=0) & Q(number__gt=0), name="seat_row_and_number_positive"
+                condition=Q(price__gt=0),
+                name="seat_price_positive",
+                violation_error_code="price_not_positive",
+                violation_error_message=SEAT_PRICE_NOT_POSITIVE,
             ),
             models.CheckConstraint(
-                condition=Q(status__in=SeatStatus.values), name="seat_status_valid"
+                condition=Q(row__gt=0) & Q(number__gt=0),
+                name="seat_row_and_number_positive",
+                violation_error_code="row_or_number_not_positive",
+                violation_error_message=_("Row and seat number start at 1."),
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=SeatStatus.values),
+                name="seat_status_valid",
+                violation_error_code="invalid_status",
+                violation_error_message=_("A seat is available, held or sold; nothing else."),
             ),
             models.CheckConstraint(
                 condition=Q(status=SeatStatus.HELD, hold_expires_at__isnull=False)
                 | (~Q(status=SeatStatus.HELD) & Q(hold_expires_at__isnull=True)),
                 name="seat_hold_expiry_iff_held",
+                violation_error_code="hold_expiry_mismatch",
+                violation_error_message=_(
+                    "A held seat needs the end of its hold, and only a held seat has one."
+                ),
             ),
             models.CheckConstraint(
                 condition=Q(status=SeatStatus.AVAILABLE, reservation__isnull=True)
                 | (~Q(status=SeatStatus.AVAILABLE) & Q(reservation__isnull=False)),
                 name="seat_reservation_iff_taken",
+                violation_error_code="holder_mismatch",
+                violation_error_message=_(
+                    "A held or sold seat belongs to a reservation; an available one to none."
+                ),
             ),
         ]
+
+    def clean(self):
+        super().clean()
+        errors = {}
+        if self.price is not None and self.price <= 0:
+            errors["price"] = ValidationError(SEAT_PRICE_NOT_POSITIVE, code="price_not_positive")
+        for name in ("row", "number"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                errors[name] = ValidationError(
+                    _("Rows and seat numbers start at 1."), code="row_or_number_not_positive"
+                )
+        if errors:
+            raise ValidationError(errors)
 
     def __str__(self) -> str:
         return f"{self.section}-{self.row}-{self.number}"
@@ -279,6 +349,9 @@ class CancellationPolicy(models.Model):
         return self.name
 
 
+TIER_RANGE_REVERSED = _("“To D-” must be at least “from D-”, e.g. from D-7 to D-9.")
+
+
 class CancellationTier(models.Model):
     """The fee per ticket for cancellations from `min_days_before` to `max_days_before` (both
     included; no maximum: any day further away)."""
@@ -304,13 +377,29 @@ class CancellationTier(models.Model):
                 condition=Q(max_days_before__isnull=True)
                 | Q(max_days_before__gte=F("min_days_before")),
                 name="cancellation_tier_range_ordered",
+                violation_error_code="range_reversed",
+                violation_error_message=TIER_RANGE_REVERSED,
             ),
             models.CheckConstraint(
                 condition=Q(percent__lte=100)
                 & (Q(cap_percent__isnull=True) | Q(cap_percent__lte=100)),
                 name="cancellation_tier_percent_at_most_100",
+                violation_error_code="percent_over_100",
+                # (%% is one percent sign: the message is formatted with the constraint name.)
+                violation_error_message=_("A fee is at most 100%% of the price."),
             ),
         ]
+
+    def clean(self):
+        super().clean()
+        if (
+            self.max_days_before is not None
+            and self.min_days_before is not None
+            and self.max_days_before < self.min_days_before
+        ):
+            raise ValidationError(
+                {"max_days_before": ValidationError(TIER_RANGE_REVERSED, code="range_reversed")}
+            )
 
     def __str__(self) -> str:
         upper = "" if self.max_days_before is None else f" to D-{self.max_days_before}"

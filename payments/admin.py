@@ -1,13 +1,23 @@
 from django.contrib import admin, messages
-from django.shortcuts import render
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
-from config.admin import ReadOnlyAdmin, ReadOnlyInline
+from config.admin import (
+    CONFIRM_ROWS_SHOWN,
+    ConfirmTable,
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+    breakable_email,
+    confirmation_page,
+    local_time,
+    require_permission,
+)
 from config.errors import DomainError
 from config.money import format_won
 
-from .cancellations import payment_refund
+from .cancellations import RefundPreview, payment_refund, refund_previews
 from .forms import RefundForm
 from .models import (
     Cancellation,
@@ -18,19 +28,66 @@ from .models import (
     Wallet,
 )
 
+REFUND_PERMISSION = "payments.refund_payment"
+
+
+def refund_rows(previews: list[RefundPreview]) -> list[tuple]:
+    """A confirmation page's rows: per payment who gets what back, both ways."""
+    return [
+        (
+            preview.payment_id,
+            breakable_email(preview.customer),
+            preview.reservation_id,
+            ", ".join(preview.seats) or "—",
+            format_won(preview.paid),
+            format_won(preview.refunded),
+            format_won(preview.by_policy)
+            if preview.refundable
+            else gettext("nothing (%(status)s)") % {"status": preview.status},
+            format_won(preview.in_full) if preview.refundable else "—",
+        )
+        for preview in previews
+    ]
+
+
+def refund_totals(previews: list[RefundPreview]) -> tuple:
+    refundable = [preview for preview in previews if preview.refundable]
+    customers = len({preview.customer for preview in refundable})
+    seats = sum(len(preview.seats) for preview in refundable)
+    return (
+        gettext("Total"),
+        ngettext("%(count)s customer", "%(count)s customers", customers) % {"count": customers},
+        "",
+        ngettext("%(count)s seat", "%(count)s seats", seats) % {"count": seats},
+        format_won(sum(preview.paid for preview in refundable)),
+        format_won(sum(preview.refunded for preview in refundable)),
+        format_won(sum(preview.by_policy for preview in refundable)),
+        format_won(sum(preview.in_full for preview in refundable)),
+    )
+
+
+REFUND_HEADINGS = [
+    _("Payment"),
+    _("Customer"),
+    _("Reservation"),
+    _("Seats still paid"),
+    _("Paid"),
+    _("Refunded before"),
+    _("Back by the policy"),
+    _("Back in full"),
+]
+
 
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
-        "user",
+        "customer",
         "reservation_link",
         "amount_won",
         "refunded_won",
         "status",
-        "created_at",
-        "refunded_at",
-        "refunded_by",
+        "created",
     ]
     list_filter = ["status", "reservation__schedule__concert", "created_at"]
     search_fields = ["id", "user__email", "reservation__id"]
@@ -48,89 +105,100 @@ class PaymentAdmin(ReadOnlyAdmin):
     ]
     readonly_fields = fields
     actions = ["refund"]
+    show_full_result_count = False
 
-    def has_change_permission(self, request, obj=None):
-        # Actions need a change permission; the fields stay read-only.
-        return request.user.has_perm("payments.change_payment")
+    def has_refund_permission(self, request) -> bool:
+        return request.user.has_perm(REFUND_PERMISSION)
 
-    @admin.display(description="Reservation")
+    @admin.display(description=_("Customer"), ordering="user__email")
+    def customer(self, payment: Payment) -> str:
+        return breakable_email(payment.user.email)
+
+    @admin.display(description=_("Created"), ordering="created_at")
+    def created(self, payment: Payment) -> str:
+        return local_time(payment.created_at)
+
+    @admin.display(description=_("Reservation"))
     def reservation_link(self, payment: Payment) -> str:
         url = reverse("admin:reservations_reservation_change", args=[payment.reservation_id])
         return format_html('<a href="{}">{}</a>', url, payment.reservation_id)
 
-    @admin.display(description="Amount", ordering="amount")
+    @admin.display(description=_("Amount"), ordering="amount")
     def amount_won(self, payment: Payment) -> str:
         return format_won(payment.amount)
 
-    @admin.display(description="Of which booking fees")
+    @admin.display(description=_("Of which booking fees"))
     def booking_fee_won(self, payment: Payment) -> str:
         return format_won(payment.booking_fee)
 
-    @admin.display(description="Refunded", ordering="refunded_amount")
+    @admin.display(description=_("Refunded"), ordering="refunded_amount")
     def refunded_won(self, payment: Payment) -> str:
         return format_won(payment.refunded_amount)
 
-    @admin.action(description="Refund the selected payments…")
+    @admin.action(description=_("Refund the selected payments…"), permissions=["refund"])
     def refund(self, request, queryset):
-        """A confirmation page first (what each customer gets back, by the policy or in
-        full), with a reason; money moves only once it is confirmed."""
-        payments = list(queryset.select_related("reservation", "user").order_by("id"))
+        """A confirmation page first: per payment the customer, the seats, what they get back
+        by the policy and in full, the totals; the operator chooses how and says why. Money
+        moves only once that is posted back."""
+        require_permission(self.has_refund_permission(request))
         form = RefundForm(request.POST if request.POST.get("confirmed") else None)
         if form.is_bound and form.is_valid():
-            return self._refund_confirmed(request, payments, form.cleaned_data)
-        rows = [
-            (
-                payment.id,
-                payment.user,
-                payment.reservation_id,
-                format_won(payment.amount),
-                format_won(payment.refunded_amount),
-                payment.get_status_display(),
-            )
-            for payment in payments
-        ]
-        return render(
+            return self._refund_confirmed(request, queryset, form.cleaned_data)
+        previews = refund_previews(payments=queryset)
+        refundable = sum(preview.refundable for preview in previews)
+        return confirmation_page(
+            self,
             request,
-            "admin/payments/refund_confirm.html",
-            {
-                **self.admin_site.each_context(request),
-                "opts": self.model._meta,
-                "title": "Refund payments",
-                "intro": f"Refund {len(payments)} payment(s) to the customers' wallets.",
-                "headings": ["Payment", "Customer", "Reservation", "Paid", "Refunded", "Status"],
-                "rows": rows,
-                "form": form if form.is_bound else RefundForm(),
-                "selected": [payment.id for payment in payments],
-                "action": "refund",
-                "confirm_label": "Yes, refund",
-            },
+            title=gettext("Refund payments"),
+            intro=ngettext(
+                "Refund %(count)s of the %(selected)s selected payment to the customer's wallet.",
+                "Refund %(count)s of the %(selected)s selected payments to the customers' wallets.",
+                refundable,
+            )
+            % {"count": refundable, "selected": len(previews)},
+            warning=gettext("No money moves until you confirm below."),
+            tables=[
+                ConfirmTable(
+                    headings=REFUND_HEADINGS,
+                    rows=refund_rows(previews[:CONFIRM_ROWS_SHOWN]),
+                    more=max(0, len(previews) - CONFIRM_ROWS_SHOWN),
+                    totals=refund_totals(previews),
+                    empty=gettext("Nothing here can be refunded."),
+                )
+            ],
+            form=form if form.is_bound else RefundForm(),
+            selected=[preview.payment_id for preview in previews],
+            action="refund",
+            confirm_label=gettext("Yes, refund"),
         )
 
-    def _refund_confirmed(self, request, payments, choice):
+    def _refund_confirmed(self, request, queryset, choice):
+        """Each payment in its own transaction, recorded in its history by the service (with
+        the booking's): one that cannot be refunded is said so and moves nothing."""
+        payment_ids = list(queryset.order_by("id").values_list("id", flat=True))
         refunded = 0
-        for payment in payments:
+        for payment_id in payment_ids:
             try:
-                cancellation = payment_refund(
-                    payment_id=payment.id,
+                payment_refund(
+                    payment_id=payment_id,
                     operator=request.user,
                     in_full=choice["mode"] == RefundForm.IN_FULL,
                     reason=choice["reason"],
                 )
             except DomainError as error:
-                self.message_user(request, f"Payment {payment.id}: {error.message}", messages.ERROR)
+                self.message_user(
+                    request,
+                    gettext("Payment %(id)s: %(problem)s")
+                    % {"id": payment_id, "problem": error.message},
+                    messages.ERROR,
+                )
                 continue
-            # Django's admin history is an audit trail beside the Cancellation record.
-            self.log_change(
-                request,
-                payment,
-                f"Refunded {format_won(cancellation.amount)} ({cancellation.rule}) because: "
-                f"{cancellation.reason}",
-            )
             refunded += 1
         self.message_user(
             request,
-            f"Refunded {refunded} of {len(payments)} payment(s).",
-            messages.SUCCESS if refunded == len(payments) else messages.WARNING,
+            gettext("Refunded %(refunded)s of %(count)s payment(s).")
+            % {"refunded": refunded, "count": len(payment_ids)},
+            messages.SUCCESS if refunded == len(payment_ids) else messages.WARNING,
         )
 
 
@@ -143,51 +211,71 @@ class LedgerEntryInline(ReadOnlyInline):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("payment", "created_by")
 
-    @admin.display(description="Amount")
+    @admin.display(description=_("Amount"))
     def amount_won(self, entry: LedgerEntry) -> str:
         return format_won(entry.amount)
 
-    @admin.display(description="Balance after")
+    @admin.display(description=_("Balance after"))
     def balance_after_won(self, entry: LedgerEntry) -> str:
         return format_won(entry.balance_after)
 
 
 @admin.register(Wallet)
 class WalletAdmin(ReadOnlyAdmin):
-    list_display = ["user", "balance_won", "updated_at"]
+    list_display = ["customer", "balance_won", "updated"]
     search_fields = ["user__email"]
     list_select_related = ["user"]
     fields = ["user", "balance_won", "updated_at"]
     readonly_fields = fields
     inlines = [LedgerEntryInline]
 
-    @admin.display(description="Balance", ordering="balance")
+    @admin.display(description=_("Customer"), ordering="user__email")
+    def customer(self, wallet: Wallet) -> str:
+        return breakable_email(wallet.user.email)
+
+    @admin.display(description=_("Updated"), ordering="updated_at")
+    def updated(self, wallet: Wallet) -> str:
+        return local_time(wallet.updated_at)
+
+    @admin.display(description=_("Balance"), ordering="balance")
     def balance_won(self, wallet: Wallet) -> str:
         return format_won(wallet.balance)
 
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdmin):
-    list_display = [
-        "id",
+    # Who did it (created_by) and the payment are on the entry's own page: the list stays
+    # narrow enough for a laptop.
+    list_display = ["id", "customer", "kind", "amount_won", "balance_after_won", "created"]
+    list_filter = ["kind", "created_at"]
+    search_fields = ["wallet__user__email"]
+    list_select_related = ["wallet__user"]
+    show_full_result_count = False
+    fields = [
         "wallet",
         "kind",
         "amount_won",
         "balance_after_won",
         "payment",
+        "cancellation",
         "created_by",
         "created_at",
     ]
-    list_filter = ["kind", "created_at"]
-    search_fields = ["wallet__user__email"]
-    list_select_related = ["wallet__user", "payment", "created_by"]
-    show_full_result_count = False
+    readonly_fields = fields
 
-    @admin.display(description="Amount", ordering="amount")
+    @admin.display(description=_("Customer"), ordering="wallet__user__email")
+    def customer(self, entry: LedgerEntry) -> str:
+        return breakable_email(entry.wallet.user.email)
+
+    @admin.display(description=_("Created"), ordering="created_at")
+    def created(self, entry: LedgerEntry) -> str:
+        return local_time(entry.created_at)
+
+    @admin.display(description=_("Amount"), ordering="amount")
     def amount_won(self, entry: LedgerEntry) -> str:
         return format_won(entry.amount)
 
-    @admin.display(description="Balance after")
+    @admin.display(description=_("Balance after"))
     def balance_after_won(self, entry: LedgerEntry) -> str:
         return format_won(entry.balance_after)
 
@@ -197,15 +285,18 @@ class CancellationItemInline(ReadOnlyInline):
     fields = ["item", "price", "fee", "booking_fee", "booking_fee_refunded", "refund"]
     readonly_fields = fields
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("item__seat")
+
 
 @admin.register(Cancellation)
 class CancellationAdmin(ReadOnlyAdmin):
     """Who cancelled or refunded which seats, when, how much and why."""
 
-    list_display = ["id", "reservation", "kind", "created_by", "amount_won", "rule", "created_at"]
+    list_display = ["id", "reservation_link", "kind", "by", "amount_won", "rule", "created"]
     list_filter = ["kind", "created_at"]
     search_fields = ["reservation__id", "reservation__user__email", "created_by__email"]
-    list_select_related = ["reservation", "created_by"]
+    list_select_related = ["created_by"]
     fields = [
         "reservation",
         "payment",
@@ -224,9 +315,22 @@ class CancellationAdmin(ReadOnlyAdmin):
     readonly_fields = fields
     inlines = [CancellationItemInline]
 
-    @admin.display(description="Back to the wallet", ordering="amount")
+    @admin.display(description=_("Back to the wallet"), ordering="amount")
     def amount_won(self, cancellation: Cancellation) -> str:
         return format_won(cancellation.amount)
+
+    @admin.display(description=_("Reservation"), ordering="reservation_id")
+    def reservation_link(self, cancellation: Cancellation) -> str:
+        url = reverse("admin:reservations_reservation_change", args=[cancellation.reservation_id])
+        return format_html('<a href="{}">{}</a>', url, cancellation.reservation_id)
+
+    @admin.display(description=_("By"), ordering="created_by__email")
+    def by(self, cancellation: Cancellation) -> str:
+        return breakable_email(cancellation.created_by.email)
+
+    @admin.display(description=_("Created"), ordering="created_at")
+    def created(self, cancellation: Cancellation) -> str:
+        return local_time(cancellation.created_at)
 
 
 @admin.register(RefundJob)
@@ -248,6 +352,6 @@ class RefundJobAdmin(ReadOnlyAdmin):
     ]
     readonly_fields = fields
 
-    @admin.display(description="Refunded")
+    @admin.display(description=_("Refunded"))
     def progress(self, job: RefundJob) -> str:
-        return f"{job.refunded} of {job.total}"
+        return gettext("%(refunded)s of %(total)s") % {"refunded": job.refunded, "total": job.total}

@@ -9,19 +9,23 @@ Lock order as everywhere: reservation (with the customer's row) -> seats -> wall
 """
 
 import logging
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
 from concerts.models import Schedule
 from concerts.selectors import schedule_get_cached
+from config.audit import operator_history_record
 from config.db import retry_on_lock_conflict, service_atomic
 from config.errors import NotFound, ValidationFailed
+from config.money import format_won
 from reservations import inventory
 from reservations.errors import CancellationClosed, ReservationNotCancellable
 from reservations.models import Reservation, ReservationSeat, ReservationStatus
@@ -134,7 +138,7 @@ def payment_refund(
             quote = quote_in_full(seats=items, now=now)
         else:
             quote = _policy_quote(reservation, items, now, past_cutoff_allowed=True)
-        return _cancel(
+        cancellation = _cancel(
             reservation,
             quote,
             kind=CancellationKind.OPERATOR_FULL if in_full else CancellationKind.OPERATOR_POLICY,
@@ -143,6 +147,126 @@ def payment_refund(
             now=now,
             job=job,
         )
+        # The admin history of the payment and the booking, whichever screen or job asked.
+        operator_history_record(
+            operator=operator,
+            objects=[cancellation.payment, reservation],
+            message=_refund_history(cancellation, seats=len(quote.seats), job=job),
+        )
+        return cancellation
+
+
+def _refund_history(cancellation: Cancellation, *, seats: int, job: RefundJob | None) -> str:
+    values = {
+        "amount": format_won(cancellation.amount),
+        "seats": seats,
+        "rule": cancellation.rule,
+        "reason": cancellation.reason,
+    }
+    if job is not None:
+        values["job"] = job.id
+        return (
+            _("Refund job %(job)s refunded %(amount)s for %(seats)s seat(s) (%(rule)s): %(reason)s")
+            % values
+        )
+    return _("Refunded %(amount)s for %(seats)s seat(s) (%(rule)s): %(reason)s") % values
+
+
+# --- What an operator's refund would move (the confirmation pages) -------------------------
+
+
+@dataclass(frozen=True)
+class RefundPreview:
+    """What refunding one payment would move now, by the policy and in full. A booking with
+    nothing left to refund (refunded, cancelled) has None for both."""
+
+    payment_id: int
+    reservation_id: int
+    schedule_id: int
+    customer: str
+    seats: tuple[str, ...]  # the seats still paid: "A-1-3 (₩165,000)"
+    paid: int
+    refunded: int
+    status: str  # the reservation's
+    by_policy: int | None
+    policy_fee: int | None  # the cancellation fee the policy keeps
+    in_full: int | None
+
+    @property
+    def refundable(self) -> bool:
+        return self.in_full is not None
+
+
+def refund_previews(
+    *, payments: QuerySet[Payment], now: datetime | None = None
+) -> list[RefundPreview]:
+    """Per payment, what payment_refund would give back now, both ways. A read: nothing is
+    locked, so the refund itself may move a little less if the customer cancels a seat in
+    between (it reads the booking again under its lock). Three queries, plus the tiers of
+    each cancellation policy involved."""
+    now = now or timezone.now()
+    payments = list(payments.select_related("reservation__user").order_by("id"))
+    confirmed = [
+        payment.reservation_id
+        for payment in payments
+        if payment.reservation.status == ReservationStatus.CONFIRMED
+    ]
+    items = defaultdict(list)
+    for item in (
+        ReservationSeat.objects.filter(reservation_id__in=confirmed, cancelled_at=None)
+        .select_related("seat")
+        .order_by("reservation_id", "seat_id")
+    ):
+        items[item.reservation_id].append(item)
+    tiers = {}
+    previews = []
+    for payment in payments:
+        reservation = payment.reservation
+        seats = items.get(reservation.id, [])
+        by_policy = policy_fee = in_full = None
+        if seats:
+            to_cancel = [
+                SeatToCancel(
+                    item_id=item.id,
+                    seat_id=item.seat_id,
+                    price=item.price,
+                    booking_fee=item.booking_fee,
+                )
+                for item in seats
+            ]
+            schedule = schedule_get_cached(
+                schedule_id=reservation.schedule_id, published_only=False
+            )
+            policy = schedule.concert.cancellation_policy
+            if policy.id not in tiers:
+                tiers[policy.id] = list(policy.tiers.all())
+            quote = quote_by_policy(
+                policy=policy,
+                tiers=tiers[policy.id],
+                seats=to_cancel,
+                paid_at=payment.created_at,
+                show_starts_at=schedule.starts_at,
+                now=now,
+                past_cutoff_allowed=True,
+            )
+            by_policy, policy_fee = quote.amount, quote.fee
+            in_full = quote_in_full(seats=to_cancel, now=now).amount
+        previews.append(
+            RefundPreview(
+                payment_id=payment.id,
+                reservation_id=reservation.id,
+                schedule_id=reservation.schedule_id,
+                customer=reservation.user.email,
+                seats=tuple(str(item) for item in seats),
+                paid=payment.amount,
+                refunded=payment.refunded_amount,
+                status=reservation.status,
+                by_policy=by_policy,
+                policy_fee=policy_fee,
+                in_full=in_full,
+            )
+        )
+    return previews
 
 
 def _paid_reservation(queryset, *, user: User, reservation_id: int) -> Reservation:

@@ -1,6 +1,10 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from config.money import format_won
 
 
 class Wallet(models.Model):
@@ -14,11 +18,16 @@ class Wallet(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=Q(balance__gte=0), name="wallet_never_negative"),
+            models.CheckConstraint(
+                condition=Q(balance__gte=0),
+                name="wallet_never_negative",
+                violation_error_code="balance_negative",
+                violation_error_message=_("A wallet's balance is never below ₩0."),
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"Wallet of {self.user}"
+        return gettext("Wallet of %(customer)s") % {"customer": self.user}
 
 
 class LedgerKind(models.TextChoices):
@@ -73,14 +82,28 @@ class LedgerEntry(models.Model):
                 condition=(Q(kind__in=MONEY_OUT) & Q(amount__lt=0))
                 | (Q(kind__in=MONEY_IN) & Q(amount__gt=0)),
                 name="ledger_amount_sign_matches_kind",
+                violation_error_code="sign_mismatch",
+                violation_error_message=_(
+                    "Charges and refunds add money (a positive amount); payments and fees "
+                    "take it (a negative amount)."
+                ),
             ),
             models.CheckConstraint(
-                condition=Q(balance_after__gte=0), name="ledger_balance_after_not_negative"
+                condition=Q(balance_after__gte=0),
+                name="ledger_balance_after_not_negative",
+                violation_error_code="balance_negative",
+                violation_error_message=_("A wallet's balance is never below ₩0."),
             ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} #{self.id}"
+        """ "Refund (tickets) +₩110,000 (#52)": what moved, signed as the wallet saw it."""
+        amount = format_won(self.amount)
+        return gettext("%(kind)s %(amount)s (#%(id)s)") % {
+            "kind": self.get_kind_display(),
+            "amount": f"+{amount}" if self.amount > 0 else amount,
+            "id": self.id,
+        }
 
 
 class PaymentStatus(models.TextChoices):
@@ -118,16 +141,31 @@ class Payment(models.Model):
         ordering = ["-id"]
         indexes = [models.Index(fields=["user", "-id"])]
         constraints = [
-            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(amount__gt=0),
+                name="payment_amount_positive",
+                violation_error_code="amount_not_positive",
+                violation_error_message=_("A payment is of at least ₩1."),
+            ),
             # Money back never exceeds money paid: a refund racing a cancellation cannot pay
             # out twice (they also serialise on the reservation's row).
             models.CheckConstraint(
-                condition=Q(refunded_amount__lte=F("amount")), name="payment_refund_at_most_paid"
+                condition=Q(refunded_amount__lte=F("amount")),
+                name="payment_refund_at_most_paid",
+                violation_error_code="refund_over_paid",
+                violation_error_message=_("More cannot be refunded than was paid."),
             ),
+        ]
+        permissions = [
+            ("refund_payment", _("Can refund payments (money back to the customer's wallet)")),
         ]
 
     def __str__(self) -> str:
-        return f"Payment {self.id} of reservation {self.reservation_id}"
+        return gettext("Payment %(id)s: %(amount)s for reservation %(reservation)s") % {
+            "id": self.id,
+            "amount": format_won(self.amount),
+            "reservation": self.reservation_id,
+        }
 
 
 class CancellationKind(models.TextChoices):
@@ -166,11 +204,20 @@ class Cancellation(models.Model):
             models.CheckConstraint(
                 condition=Q(amount=F("refund") - F("fee") + F("booking_fee_refunded")),
                 name="cancellation_amount_adds_up",
+                violation_error_code="amounts_do_not_add_up",
+                violation_error_message=_(
+                    "What goes back to the wallet must equal the tickets refunded, less the "
+                    "cancellation fee, plus the booking fees refunded."
+                ),
             ),
         ]
 
     def __str__(self) -> str:
-        return f"Cancellation {self.id} of reservation {self.reservation_id}"
+        return gettext("Cancellation %(id)s of reservation %(reservation)s: %(amount)s back") % {
+            "id": self.id,
+            "reservation": self.reservation_id,
+            "amount": format_won(self.amount),
+        }
 
 
 class CancellationItem(models.Model):
@@ -197,8 +244,20 @@ class CancellationItem(models.Model):
                     fee__lte=F("price"),
                 ),
                 name="cancellation_item_adds_up",
+                violation_error_code="amounts_do_not_add_up",
+                violation_error_message=_(
+                    "Per seat, the refund must equal the price, less the cancellation fee "
+                    "(at most the price), plus the booking fee refunded (at most the fee paid)."
+                ),
             ),
         ]
+
+    def __str__(self) -> str:
+        """ "A-1-3: ₩88,000 back": reads the seat (select_related("item__seat") in lists)."""
+        return gettext("%(seat)s: %(refund)s back") % {
+            "seat": self.item.seat,
+            "refund": format_won(self.refund),
+        }
 
 
 class RefundJobState(models.TextChoices):
@@ -232,4 +291,8 @@ class RefundJob(models.Model):
         ordering = ["-id"]
 
     def __str__(self) -> str:
-        return f"Refund job {self.id} ({self.refunded}/{self.total})"
+        return gettext("Refund job %(id)s (%(refunded)s of %(total)s refunded)") % {
+            "id": self.id,
+            "refunded": self.refunded,
+            "total": self.total,
+        }

@@ -1,5 +1,8 @@
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from concerts.models import Concert
 
@@ -64,7 +67,10 @@ class QueueAdmission(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["concert", "user", "nonce"], name="queue_admission_once_per_entry"
+                fields=["concert", "user", "nonce"],
+                name="queue_admission_once_per_entry",
+                violation_error_code="admitted_twice",
+                violation_error_message=_("A queue entry is admitted once."),
             ),
         ]
         indexes = [
@@ -73,4 +79,11 @@ class QueueAdmission(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Admission of user {self.user_id} to concert {self.concert_id}"
+        # The customer by id: the user has no database foreign key here (see above).
+        return gettext("Customer %(user)s admitted to concert %(concert)s at %(at)s") % {
+            "user": self.user_id,
+            "concert": self.concert_id,
+            "at": f"{timezone.localtime(self.admitted_at):%Y-%m-%d %H:%M:%S}"
+            if self.admitted_at
+            else "—",
+        }

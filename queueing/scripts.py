@@ -294,3 +294,17 @@ return {
   redis.call('HGET', KEYS[6], 'rate') or '0',
 }
 """
+
+# The operators' view of who is in the queue: the first `limit` waiting (in line order) and
+# the first `limit` admitted (soonest to run out first), with the totals; one atomic read,
+# O(log N + limit). ARGV: now, limit
+# -> {waiting, admitted (live), {user, order key, ...}, {user, admitted until, ...}}
+PEEK = """
+local now, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+return {
+  redis.call('ZCARD', KEYS[1]),
+  redis.call('ZCOUNT', KEYS[3], '(' .. now, '+inf'),
+  redis.call('ZRANGE', KEYS[1], 0, limit - 1, 'WITHSCORES'),
+  redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, limit),
+}
+"""

@@ -6,11 +6,13 @@ from datetime import UTC, datetime
 
 from django.utils import timezone
 
+from accounts.models import User
 from concerts.models import Concert
 
 from .errors import QueueTokenInvalid, TokenProblem
 from .models import EndReason, QueueState
 from .redis_queue import queue_redis, run_script, to_ms
+from .scripts import POST_OPENING_BASE
 
 
 @dataclass(frozen=True)
@@ -112,3 +114,66 @@ def queue_stats(*, concert_ids: list[int], now: datetime | None = None) -> dict[
         )
         for concert_id, (waiting, admitted, rate) in zip(concert_ids, replies, strict=True)
     }
+
+
+@dataclass(frozen=True)
+class QueuedCustomer:
+    user_id: int
+    email: str  # "" when the account is gone
+    position: int | None = None  # waiting: 1 = next in line
+    since: datetime | None = None  # waiting: arrival; None for arrivals before opening
+    until: datetime | None = None  # admitted: when the session runs out
+
+
+@dataclass(frozen=True)
+class QueuePeek:
+    waiting: int
+    admitted: int
+    first_waiting: list[QueuedCustomer]
+    first_admitted: list[QueuedCustomer]
+
+
+def queue_peek(*, concert_id: int, limit: int = 50, now: datetime | None = None) -> QueuePeek:
+    """Who is in a concert's queue, for the operators' panel: the first `limit` waiting, in
+    line order, with when they arrived, and the first `limit` admitted, with when their
+    session runs out. One Redis script call and one query for the emails, however long the
+    line. Before opening the order is the shuffle's, and arrival times are not kept."""
+    now = now or timezone.now()
+    waiting, admitted, line, shopping = run_script("PEEK", concert_id, [to_ms(now), limit])
+    line = [(int(user), int(float(score))) for user, score in _pairs(line)]
+    shopping = [(int(user), float(score)) for user, score in _pairs(shopping)]
+    emails = dict(
+        User.objects.filter(id__in={user for user, _ in line + shopping}).values_list("id", "email")
+    )
+    return QueuePeek(
+        waiting=int(waiting),
+        admitted=int(admitted),
+        first_waiting=[
+            QueuedCustomer(
+                user_id=user,
+                email=emails.get(user, ""),
+                position=place,
+                since=_arrival(order),
+            )
+            for place, (user, order) in enumerate(line, start=1)
+        ],
+        first_admitted=[
+            QueuedCustomer(
+                user_id=user,
+                email=emails.get(user, ""),
+                until=datetime.fromtimestamp(until / 1000, tz=UTC),
+            )
+            for user, until in shopping
+        ],
+    )
+
+
+def _pairs(flat: list) -> list[tuple]:
+    return list(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _arrival(order: int) -> datetime | None:
+    """An order key after opening is the arrival time in microseconds (scripts.py)."""
+    if order < POST_OPENING_BASE:
+        return None
+    return datetime.fromtimestamp((order - POST_OPENING_BASE) / 1_000_000, tz=UTC)

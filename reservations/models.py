@@ -1,6 +1,11 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from config.money import format_won
 
 # The most seats one reservation covers. How many a customer may hold and own of one
 # performance, across reservations, is the concert's ticket_limit.
@@ -59,18 +64,37 @@ class Reservation(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                condition=Q(status__in=ReservationStatus.values), name="reservation_status_valid"
+                condition=Q(status__in=ReservationStatus.values),
+                name="reservation_status_valid",
+                violation_error_code="invalid_status",
+                violation_error_message=_(
+                    "A reservation is held, confirmed, expired, cancelled or refunded."
+                ),
             ),
             models.CheckConstraint(
-                condition=Q(total_price__gt=0), name="reservation_total_positive"
+                condition=Q(total_price__gt=0),
+                name="reservation_total_positive",
+                violation_error_code="total_not_positive",
+                violation_error_message=_("A reservation's tickets cost at least ₩1."),
             ),
             models.CheckConstraint(
-                condition=Q(source__in=ReservationSource.values), name="reservation_source_valid"
+                condition=Q(source__in=ReservationSource.values),
+                name="reservation_source_valid",
+                violation_error_code="invalid_source",
+                violation_error_message=_(
+                    "A reservation begins as a customer's hold or as a waitlist offer."
+                ),
             ),
+        ]
+        permissions = [
+            ("release_hold", _("Can release a customer's hold (the seats go back on sale)")),
         ]
 
     def __str__(self) -> str:
-        return f"Reservation {self.id} ({self.status})"
+        return gettext("Reservation %(id)s (%(status)s)") % {
+            "id": self.id,
+            "status": self.get_status_display(),
+        }
 
 
 class ReservationSeat(models.Model):
@@ -90,8 +114,22 @@ class ReservationSeat(models.Model):
     class Meta:
         ordering = ["seat_id"]
         constraints = [
-            models.UniqueConstraint(fields=["reservation", "seat"], name="reservation_seat_once"),
+            models.UniqueConstraint(
+                fields=["reservation", "seat"],
+                name="reservation_seat_once",
+                violation_error_code="seat_twice",
+                violation_error_message=_("A reservation covers each seat once."),
+            ),
         ]
+
+    def __str__(self) -> str:
+        """ "A-1-3 (₩165,000)": reads the seat (select_related("seat") in lists)."""
+        if self.cancelled_at is not None:
+            return gettext("%(seat)s (%(price)s, cancelled)") % {
+                "seat": self.seat,
+                "price": format_won(self.price),
+            }
+        return f"{self.seat} ({format_won(self.price)})"
 
 
 class WaitlistStatus(models.TextChoices):
@@ -155,19 +193,35 @@ class WaitlistEntry(models.Model):
         ]
         constraints = [
             models.UniqueConstraint(
-                fields=["user", "schedule", "live"], name="waitlist_one_live_entry"
+                fields=["user", "schedule", "live"],
+                name="waitlist_one_live_entry",
+                violation_error_code="entry_exists",
+                violation_error_message=_(
+                    "This customer already waits for this performance: one live entry each."
+                ),
             ),
             models.CheckConstraint(
                 condition=Q(quantity__gte=1, quantity__lte=MAX_SEATS_PER_RESERVATION),
                 name="waitlist_quantity_1_to_4",
+                violation_error_code="quantity_out_of_range",
+                violation_error_message=_("A customer waits for 1 to 4 seats."),
             ),
             models.CheckConstraint(
-                condition=Q(status__in=WaitlistStatus.values), name="waitlist_status_valid"
+                condition=Q(status__in=WaitlistStatus.values),
+                name="waitlist_status_valid",
+                violation_error_code="invalid_status",
+                violation_error_message=_(
+                    "A waitlist entry is waiting, offered, bought, lapsed or left."
+                ),
             ),
             models.CheckConstraint(
                 condition=Q(live=True, status__in=LIVE_WAITLIST_STATUSES)
                 | (Q(live__isnull=True) & ~Q(status__in=LIVE_WAITLIST_STATUSES)),
                 name="waitlist_live_iff_waiting_or_offered",
+                violation_error_code="live_mismatch",
+                violation_error_message=_(
+                    "Only a waiting or offered entry is live; an ended one is not."
+                ),
             ),
         ]
 
@@ -176,7 +230,12 @@ class WaitlistEntry(models.Model):
         return self.grade_key.strip("|").split("|") if self.grade_key else None
 
     def __str__(self) -> str:
-        return f"Waitlist entry {self.id} ({self.status})"
+        return gettext("Waitlist entry %(id)s: %(quantity)s × %(grades)s (%(status)s)") % {
+            "id": self.id,
+            "quantity": self.quantity,
+            "grades": "/".join(self.grades) if self.grades else gettext("any grade"),
+            "status": self.get_status_display(),
+        }
 
 
 class WaitlistEventKind(models.TextChoices):
@@ -203,4 +262,10 @@ class WaitlistEvent(models.Model):
         ordering = ["id"]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} ({self.entry_id})"
+        return gettext("%(kind)s, waitlist entry %(entry)s, %(at)s") % {
+            "kind": self.get_kind_display(),
+            "entry": self.entry_id,
+            "at": f"{timezone.localtime(self.created_at):%Y-%m-%d %H:%M}"
+            if self.created_at
+            else "—",
+        }

@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from accounts.models import User
 from concerts.models import Schedule, Seat
 from concerts.selectors import schedule_get_cached
+from config.audit import operator_history_record
 from config.db import retry_on_lock_conflict
 from config.errors import NotFound, ValidationFailed
 from queueing.gate import queue_require_admitted
@@ -135,13 +136,61 @@ def reservation_cancel(*, user: User, reservation_id: int, now: datetime | None 
             return
         if status != ReservationStatus.HELD:  # a lapsed hold is expired, swept or not
             raise ReservationNotCancellable(details={"status": status})
-        reservation.status = ReservationStatus.CANCELLED
-        reservation.save(update_fields=["status", "updated_at"])
-        if reservation.source == ReservationSource.WAITLIST:  # an offer declined
-            waitlist.waitlist_offers_closed(
-                reservation_ids=[reservation.id], kind=WaitlistEventKind.DECLINED, now=now
+        _let_go(reservation, now)
+
+
+@retry_on_lock_conflict()
+def reservation_release_by_operator(
+    *, reservation_id: int, operator: User, reason: str, now: datetime | None = None
+) -> Reservation:
+    """An operator lets a customer's hold go (a stuck hold, a customer on the phone), as the
+    customer's own cancel would: the seats come back at once (to the waitlist's oldest
+    matching entry, or on sale) and a waitlist offer counts as declined. The reason goes to
+    the admin history in the same transaction: released and recorded, or neither.
+
+    Only a live hold: a paid booking is refunded (payments), a lapsed hold is free already.
+    """
+    now = now or timezone.now()
+    reason = reason.strip()
+    if not reason:
+        raise ValidationFailed.on("reason", _("Say why: the customer may ask."))
+    with transaction.atomic():
+        reservation = Reservation.objects.select_for_update().filter(id=reservation_id).first()
+        if reservation is None:
+            raise NotFound(_("Reservation not found."))
+        status = reservation_effective_status(reservation, now)
+        if status != ReservationStatus.HELD:
+            raise ReservationNotCancellable(
+                _("Only a live hold can be released; this reservation is %(status)s.")
+                % {"status": ReservationStatus(status).label},
+                details={"status": status},
             )
-        inventory.seats_release(reservation_ids=[reservation.id], now=now)
+        seats = [
+            str(item)
+            for item in ReservationSeat.objects.filter(reservation=reservation).select_related(
+                "seat"
+            )
+        ]
+        _let_go(reservation, now)
+        operator_history_record(
+            operator=operator,
+            objects=[reservation],
+            message=_("Hold released by an operator (seats %(seats)s): %(reason)s")
+            % {"seats": ", ".join(seats), "reason": reason},
+        )
+    return reservation
+
+
+def _let_go(reservation: Reservation, now: datetime) -> None:
+    """End a live hold under its row lock: cancelled; an offer declined (its waitlist entry
+    ends); the seats released and handed on."""
+    reservation.status = ReservationStatus.CANCELLED
+    reservation.save(update_fields=["status", "updated_at"])
+    if reservation.source == ReservationSource.WAITLIST:  # an offer declined
+        waitlist.waitlist_offers_closed(
+            reservation_ids=[reservation.id], kind=WaitlistEventKind.DECLINED, now=now
+        )
+    inventory.seats_release(reservation_ids=[reservation.id], now=now)
 
 
 def reservation_expire_due(*, now: datetime | None = None, batch: int = SWEEP_BATCH) -> int:

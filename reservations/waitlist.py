@@ -35,6 +35,7 @@ from accounts.models import User
 from concerts.models import Schedule, Seat, SeatStatus
 from concerts.selectors import schedule_get_cached, seat_free_q
 from concerts.services import seat_maps_changed
+from config.audit import operator_history_record
 from config.db import retry_on_lock_conflict, service_atomic
 from config.errors import NotFound, ValidationFailed
 
@@ -169,25 +170,57 @@ def waitlist_leave(*, user: User, entry_id: int, now: datetime | None = None) ->
     if entry is None:
         raise NotFound(_("Waitlist entry not found."))
     with transaction.atomic():
-        if entry.offer_id is not None:  # the lock order: the reservation before the entry
-            Reservation.objects.select_for_update().filter(id=entry.offer_id).first()
-        entry = WaitlistEntry.objects.select_for_update().get(id=entry.id)
-        if entry.status == WaitlistStatus.WAITING:
-            _end(entry, WaitlistStatus.LEFT, now)
-            seat_maps_changed([entry.schedule_id])
-        elif entry.status == WaitlistStatus.OFFERED:
-            offer = entry.offer
-            if offer.status == ReservationStatus.HELD and offer.expires_at > now:
-                offer.status = ReservationStatus.CANCELLED
-                offer.save(update_fields=["status", "updated_at"])
-                waitlist_offers_closed(
-                    reservation_ids=[offer.id], kind=WaitlistEventKind.DECLINED, now=now
-                )
-                inventory.seats_release(reservation_ids=[offer.id], now=now)
-            else:  # it lapsed a moment ago; the sweep frees its seats
-                waitlist_offers_closed(
-                    reservation_ids=[offer.id], kind=WaitlistEventKind.LAPSED, now=now
-                )
+        _leave(entry, now)
+
+
+@retry_on_lock_conflict()
+def waitlist_remove_by_operator(
+    *, entry_id: int, operator: User, reason: str, now: datetime | None = None
+) -> WaitlistEntry:
+    """An operator takes a customer off the line, as if they had left: an offer they hold is
+    declined and its seats go to the next in line, or on sale. The reason goes to the admin
+    history in the same transaction. An entry that has ended already is left as it is."""
+    now = now or timezone.now()
+    reason = reason.strip()
+    if not reason:
+        raise ValidationFailed.on("reason", _("Say why: the customer may ask."))
+    entry = WaitlistEntry.objects.filter(id=entry_id).first()
+    if entry is None:
+        raise NotFound(_("Waitlist entry not found."))
+    with transaction.atomic():
+        entry = _leave(entry, now)
+        operator_history_record(
+            operator=operator,
+            objects=[entry],
+            message=_("Taken off the waitlist by an operator: %(reason)s") % {"reason": reason},
+        )
+    return entry
+
+
+def _leave(entry: WaitlistEntry, now: datetime) -> WaitlistEntry:
+    """End a live entry, inside a transaction: a waiting one left, an offer declined (or
+    lapsed, if it ran out a moment ago). Returns the entry as it now is."""
+    if entry.offer_id is not None:  # the lock order: the reservation before the entry
+        Reservation.objects.select_for_update().filter(id=entry.offer_id).first()
+    entry = WaitlistEntry.objects.select_for_update().get(id=entry.id)
+    if entry.status == WaitlistStatus.WAITING:
+        _end(entry, WaitlistStatus.LEFT, now)
+        seat_maps_changed([entry.schedule_id])
+    elif entry.status == WaitlistStatus.OFFERED:
+        offer = entry.offer
+        if offer.status == ReservationStatus.HELD and offer.expires_at > now:
+            offer.status = ReservationStatus.CANCELLED
+            offer.save(update_fields=["status", "updated_at"])
+            waitlist_offers_closed(
+                reservation_ids=[offer.id], kind=WaitlistEventKind.DECLINED, now=now
+            )
+            inventory.seats_release(reservation_ids=[offer.id], now=now)
+        else:  # it lapsed a moment ago; the sweep frees its seats
+            waitlist_offers_closed(
+                reservation_ids=[offer.id], kind=WaitlistEventKind.LAPSED, now=now
+            )
+        entry.refresh_from_db()
+    return entry
 
 
 def _end(entry: WaitlistEntry, status: str, now: datetime) -> None:

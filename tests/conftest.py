@@ -189,3 +189,23 @@ def admit(customer, customer_client):
         return customer_client
 
     return admit_to
+
+
+@pytest.fixture
+def staff_client(db):
+    """staff_client("Sales staff") -> (Django's test client, the user): a staff member (not
+    a superuser) in that operator group (accounts/operator_groups.py)."""
+    from django.contrib.auth.models import Group
+    from django.test import Client
+
+    from accounts.operator_groups import operator_groups_sync
+
+    def log_in(group: str):
+        operator_groups_sync()  # the migration made them; a flushed database lost them
+        user = UserFactory(is_staff=True)
+        user.groups.add(Group.objects.get(name=group))
+        client = Client()
+        client.force_login(user)
+        return client, user
+
+    return log_in

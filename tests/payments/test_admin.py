@@ -112,3 +112,66 @@ def test_a_refunded_seat_shows_as_available_in_the_seat_map_at_once(
         payment_refund(payment_id=payment.id, operator=operator, in_full=True, reason="Moved.")
 
     assert client.get(path).json()["available_seats"] == 1
+
+
+def test_the_refund_page_shows_what_moves_to_whom(operator_client, payment):
+    page = refund(operator_client, payment, confirmed=False).content.decode()
+    text = page.replace("<wbr>", "")
+
+    seat = payment.reservation.items.select_related("seat").get().seat
+    assert payment.user.email in text
+    assert f"{seat} (₩120,000)" in text  # the seats still paid
+    # Paid today, a month before the show: the policy keeps nothing, so both ways give the
+    # whole price back. The seat's price, paid, by the policy, in full, and the totals of
+    # the last three: seven amounts.
+    assert text.count("₩120,000") == 7
+    assert "1 customer" in text and "1 seat" in text
+
+
+def test_a_refund_is_in_the_history_of_the_payment_and_the_booking(
+    operator, operator_client, payment
+):
+    refund(operator_client, payment, reason="Double booking.")
+
+    for obj in (payment, payment.reservation):
+        entry = LogEntry.objects.get(
+            object_id=str(obj.id), content_type__model=obj._meta.model_name
+        )
+        assert entry.user == operator
+        assert "Double booking." in entry.change_message
+        assert "₩120,000" in entry.change_message
+
+
+def test_a_refund_job_writes_the_history_of_each_payment_it_refunds(operator, payment):
+    from payments.cancellations import refund_job_create, refund_job_run
+
+    job = refund_job_create(
+        schedule_id=payment.reservation.schedule_id,
+        in_full=True,
+        reason="The artist is ill.",
+        operator=operator,
+    )
+    refund_job_run(job_id=job.id)
+
+    entry = LogEntry.objects.get(object_id=str(payment.id), content_type__model="payment")
+    assert entry.user == operator
+    assert f"Refund job {job.id}" in entry.change_message
+    assert "The artist is ill." in entry.change_message
+
+
+def test_the_performance_refund_page_shows_bookings_customers_seats_and_money(
+    operator_client, payment
+):
+    schedule = payment.reservation.schedule
+
+    page = operator_client.post(
+        "/admin/concerts/schedule/",
+        {"action": "refund_performance", "_selected_action": [schedule.id]},
+    )
+
+    text = page.content.decode().replace("<wbr>", "")
+    assert page.status_code == 200
+    assert payment.user.email in text
+    assert "Per performance" in text and "The bookings" in text
+    assert "₩120,000" in text
+    assert "No money moves until you confirm" in text

@@ -77,3 +77,54 @@ def test_admission_settings_must_be_positive(operator_client):
     assert response.status_code == 200  # the form again, with the error
     concert.refresh_from_db()
     assert concert.queue_max_active == 100
+
+
+def test_the_queue_page_lists_who_waits_and_who_is_admitted(
+    operator_client, django_assert_max_num_queries
+):
+    from django.utils import timezone
+
+    from queueing.selectors import queue_peek
+    from tests.accounts.factories import UserFactory
+
+    concert = ConcertFactory(queue_max_active=2, queue_admit_per_minute=6000)
+    customers = [UserFactory(email=f"fan{n}@example.com") for n in range(5)]
+    for customer in customers:
+        queue_enter(concert_id=concert.id, user_id=customer.id)
+    queue_admit_tick(concert=concert)  # the first two are let in
+
+    with django_assert_max_num_queries(1):  # the emails; the rest is one Redis script
+        peek = queue_peek(concert_id=concert.id, limit=2)
+    page = operator_client.get(f"/admin/queueing/concertqueue/{concert.id}/change/")
+
+    assert (peek.waiting, peek.admitted) == (3, 2)
+    assert [(c.position, c.email) for c in peek.first_waiting] == [
+        (1, "fan2@example.com"),
+        (2, "fan3@example.com"),
+    ]
+    assert {c.email for c in peek.first_admitted} == {"fan0@example.com", "fan1@example.com"}
+    assert all(c.until > timezone.now() for c in peek.first_admitted)
+    assert all(abs((c.since - timezone.now()).total_seconds()) < 60 for c in peek.first_waiting)
+    text = page.content.decode()
+    rows = [f"<td>{n}</td><td>fan{n + 1}@example.com</td>" for n in (1, 2, 3)]
+    assert all(row in text for row in rows), text
+    assert "fan0@example.com" in text and "fan1@example.com" in text
+
+
+def test_before_opening_the_queue_page_shows_the_line_without_arrival_times(operator_client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from queueing.selectors import queue_peek
+    from tests.accounts.factories import UserFactory
+
+    concert = ConcertFactory(sale_opens_at=timezone.now() + timedelta(hours=1))
+    customer = UserFactory()
+    queue_enter(concert_id=concert.id, user_id=customer.id)
+
+    peek = queue_peek(concert_id=concert.id)
+    page = operator_client.get(f"/admin/queueing/concertqueue/{concert.id}/change/")
+
+    assert [(c.email, c.since) for c in peek.first_waiting] == [(customer.email, None)]
+    assert "before opening" in page.content.decode()

@@ -6,6 +6,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.utils import timezone
 
 from concerts.models import Concert
@@ -225,9 +226,17 @@ def test_operators_see_the_line_and_its_numbers_and_steer_it(sold_out, operator_
     assert detail.status_code == 200 and "offered" in detail.content.decode()
     assert f"?schedule__id__exact={sold_out.id}" in schedules.content.decode()
 
+    remove = {"action": "remove_from_waitlist", "_selected_action": [waiting[2].id]}
+    waiting[2].refresh_from_db()
+    assert waiting[2].status == WaitlistStatus.OFFERED
+    asked = operator_client.post("/admin/reservations/waitlistentry/", remove)
+    shown = asked.content.decode().replace("<wbr>", "")  # emails may wrap before the @
+    assert asked.status_code == 200 and waiting[2].user.email in shown
+    waiting[2].refresh_from_db()
+    assert waiting[2].status == WaitlistStatus.OFFERED  # nothing moves before the reason
     removed = operator_client.post(
         "/admin/reservations/waitlistentry/",
-        {"action": "remove_from_waitlist", "_selected_action": [waiting[2].id]},
+        {**remove, "confirmed": "yes", "reason": "Asked us by phone."},
     )
     off = operator_client.post(
         "/admin/concerts/concert/",
@@ -236,4 +245,7 @@ def test_operators_see_the_line_and_its_numbers_and_steer_it(sold_out, operator_
     assert removed.status_code == 302 and off.status_code == 302
     waiting[2].refresh_from_db()
     assert waiting[2].status == WaitlistStatus.LEFT
+    assert waiting[2].offer.status == "cancelled"  # the offer declined, its seat handed on
+    history = LogEntry.objects.get(object_id=str(waiting[2].id))
+    assert "Asked us by phone." in history.change_message
     assert not Concert.objects.get(id=sold_out.concert_id).waitlist_enabled
