@@ -40,8 +40,8 @@ class User(AbstractUser):
     username = None
     first_name = None
     last_name = None
-    email = models.EmailField("email address", unique=True)
-    name = models.CharField(max_length=150, blank=True)
+    email = models.EmailField(_("email address"), unique=True)
+    name = models.CharField(_("name"), max_length=150, blank=True)
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: list[str] = []
@@ -49,6 +49,8 @@ class User(AbstractUser):
     objects = UserManager()
 
     class Meta:
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
         ordering = ["id"]
 
     def __str__(self) -> str:
@@ -70,16 +72,24 @@ class IdempotencyRecord(models.Model):
     # No database foreign key: inserting the record would take a shared lock on the
     # customer's row, which that customer's payment in progress holds exclusively.
     user = models.ForeignKey(
-        User, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
+        User,
+        verbose_name=_("user"),
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_constraint=False,
     )
-    key = models.CharField(max_length=64)
-    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
+    key = models.CharField(_("key"), max_length=64)
+    fingerprint = models.CharField(
+        _("fingerprint"), max_length=64, help_text=_("SHA-256 of method, path and body.")
+    )
     # Empty only inside the transaction that does the work, never once committed.
-    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    response_body = models.JSONField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    response_status = models.PositiveSmallIntegerField(_("response status"), null=True, blank=True)
+    response_body = models.JSONField(_("response body"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("idempotency record")
+        verbose_name_plural = _("idempotency records")
         constraints = [
             models.UniqueConstraint(
                 fields=["user", "key"],

@@ -75,87 +75,102 @@ QUEUE_SETTINGS_FIELDS = [
 
 
 class Concert(models.Model):
-    title = models.CharField(max_length=200)
-    artist = models.CharField(max_length=200)
-    venue = models.CharField(max_length=200)
-    description = models.TextField(blank=True)
+    title = models.CharField(_("title"), max_length=200)
+    artist = models.CharField(_("artist"), max_length=200)
+    venue = models.CharField(_("venue"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
     is_published = models.BooleanField(
-        default=False, help_text="Only published concerts are shown to customers."
+        _("is published"),
+        default=False,
+        help_text=_("Only published concerts are shown to customers."),
     )
     sale_opens_at = models.DateTimeField(
-        null=True, blank=True, help_text="When tickets go on sale. Empty: not announced yet."
+        _("sale opens at"),
+        null=True,
+        blank=True,
+        help_text=_("When tickets go on sale. Empty: not announced yet."),
     )
     # The waiting room (queueing app). Settings live here, state lives in Redis.
     queue_max_active = models.PositiveIntegerField(
-        "customers shopping at once",
+        _("customers shopping at once"),
         default=100,
         validators=AT_LEAST_ONE,
-        help_text="How many admitted customers may view seats and hold at the same time.",
+        help_text=_("How many admitted customers may view seats and hold at the same time."),
     )
     queue_admit_per_minute = models.PositiveIntegerField(
-        "admissions per minute",
+        _("admissions per minute"),
         default=300,
         validators=AT_LEAST_ONE,
-        help_text="The most customers let in a minute.",
+        help_text=_("The most customers let in a minute."),
     )
     queue_admitted_minutes = models.PositiveIntegerField(
-        "admitted session (minutes)",
+        _("admitted session (minutes)"),
         default=10,
         validators=AT_LEAST_ONE,
-        help_text="How long an admitted customer may shop before the slot goes to the next.",
+        help_text=_("How long an admitted customer may shop before the slot goes to the next."),
     )
     queue_abandon_after_seconds = models.PositiveIntegerField(
-        "abandon after (seconds)",
+        _("abandon after (seconds)"),
         default=300,
         validators=AT_LEAST_ONE,
-        help_text="A waiting customer who stops polling this long loses their place.",
+        help_text=_("A waiting customer who stops polling this long loses their place."),
     )
     queue_paused = models.BooleanField(
-        "admission paused", default=False, help_text="Nobody new is let in while paused."
+        _("admission paused"), default=False, help_text=_("Nobody new is let in while paused.")
     )
     hold_minutes = models.PositiveIntegerField(
+        _("hold minutes"),
         default=5,
         validators=AT_LEAST_ONE,
-        help_text="How long held seats wait for payment before going back on sale.",
+        help_text=_("How long held seats wait for payment before going back on sale."),
     )
     ticket_limit = models.PositiveSmallIntegerField(
-        "tickets per customer and performance",
+        _("tickets per customer and performance"),
         default=4,
         validators=AT_LEAST_ONE,
-        help_text="The most seats one customer may hold and own of one performance, counted "
-        "across all their bookings.",
+        help_text=_(
+            "The most seats one customer may hold and own of one performance, counted "
+            "across all their bookings."
+        ),
     )
     booking_fee = models.PositiveIntegerField(
-        "booking fee (won per ticket)",
+        _("booking fee (won per ticket)"),
         default=2_000,
-        help_text="예매수수료, charged per ticket with the payment and shown apart from the "
-        "price. Refunded only when a booking is cancelled on the day it was paid. 0: none.",
+        help_text=_(
+            "예매수수료, charged per ticket with the payment and shown apart from the "
+            "price. Refunded only when a booking is cancelled on the day it was paid. 0: none."
+        ),
     )
     cancellation_policy = models.ForeignKey(
         "CancellationPolicy",
+        verbose_name=_("cancellation policy"),
         on_delete=models.PROTECT,
         related_name="concerts",
         default=standard_cancellation_policy_id,
-        help_text="The fees customers pay to cancel a paid booking, by days before the show.",
+        help_text=_("The fees customers pay to cancel a paid booking, by days before the show."),
     )
     # The 취소표 waitlist (reservations/waitlist.py): seats that come back after a sell-out
     # go to the customers waiting for them, in order, as offers held for offer_minutes.
     waitlist_enabled = models.BooleanField(
-        "waitlist on",
+        _("waitlist on"),
         default=True,
-        help_text="Customers may wait for returned seats of a sold-out performance. Turning "
-        "it off stops new entries; entries already waiting keep their place.",
+        help_text=_(
+            "Customers may wait for returned seats of a sold-out performance. Turning "
+            "it off stops new entries; entries already waiting keep their place."
+        ),
     )
     offer_minutes = models.PositiveIntegerField(
-        "waitlist offer (minutes)",
+        _("waitlist offer (minutes)"),
         default=30,
         validators=AT_LEAST_ONE,
-        help_text="How long returned seats offered to a waiting customer stay theirs to pay.",
+        help_text=_("How long returned seats offered to a waiting customer stay theirs to pay."),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = _("concert")
+        verbose_name_plural = _("concerts")
         ordering = ["id"]
         indexes = [models.Index(fields=["is_published", "id"])]
         # One constraint per field: a ModelForm validates only the constraints whose fields
@@ -180,13 +195,17 @@ SCHEDULE_ENDS_BEFORE_START = _("The performance must end after it starts.")
 class Schedule(models.Model):
     """One performance of a concert: a date and time with its own seat map."""
 
-    concert = models.ForeignKey(Concert, on_delete=models.CASCADE, related_name="schedules")
-    starts_at = models.DateTimeField()
-    ends_at = models.DateTimeField()
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    concert = models.ForeignKey(
+        Concert, verbose_name=_("concert"), on_delete=models.CASCADE, related_name="schedules"
+    )
+    starts_at = models.DateTimeField(_("starts at"))
+    ends_at = models.DateTimeField(_("ends at"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = _("schedule")
+        verbose_name_plural = _("schedules")
         ordering = ["starts_at", "id"]
         indexes = [models.Index(fields=["concert", "starts_at"])]
         constraints = [
@@ -213,9 +232,9 @@ class Schedule(models.Model):
 
 
 class SeatStatus(models.TextChoices):
-    AVAILABLE = "available", "Available"
-    HELD = "held", "Held"
-    SOLD = "sold", "Sold"
+    AVAILABLE = "available", _("Available")
+    HELD = "held", _("Held")
+    SOLD = "sold", _("Sold")
 
 
 SEAT_PRICE_NOT_POSITIVE = _("A seat costs at least ₩1.")
@@ -224,21 +243,24 @@ SEAT_PRICE_NOT_POSITIVE = _("A seat costs at least ₩1.")
 class Seat(models.Model):
     """A seat of one performance. Price is in won (KRW), an integer: money is never a float."""
 
-    schedule = models.ForeignKey(Schedule, on_delete=models.CASCADE, related_name="seats")
-    section = models.CharField(max_length=20)
-    row = models.PositiveSmallIntegerField()
-    number = models.PositiveSmallIntegerField()
-    grade = models.CharField(max_length=20, help_text="Price class, e.g. VIP, R, S.")
-    price = models.PositiveIntegerField(help_text="Won (KRW).")
+    schedule = models.ForeignKey(
+        Schedule, verbose_name=_("schedule"), on_delete=models.CASCADE, related_name="seats"
+    )
+    section = models.CharField(_("section"), max_length=20)
+    row = models.PositiveSmallIntegerField(_("row"))
+    number = models.PositiveSmallIntegerField(_("number"))
+    grade = models.CharField(_("grade"), max_length=20, help_text=_("Price class, e.g. VIP, R, S."))
+    price = models.PositiveIntegerField(_("price"), help_text=_("Won (KRW)."))
     status = models.CharField(
-        max_length=10, choices=SeatStatus.choices, default=SeatStatus.AVAILABLE
+        _("status"), max_length=10, choices=SeatStatus.choices, default=SeatStatus.AVAILABLE
     )
     # Set while held. A hold past this instant counts as free everywhere, before any sweep runs.
-    hold_expires_at = models.DateTimeField(null=True, blank=True)
+    hold_expires_at = models.DateTimeField(_("hold expires at"), null=True, blank=True)
     # The reservation holding or owning the seat now. One column, so the database itself
     # keeps a seat from belonging to two reservations at once.
     reservation = models.ForeignKey(
         "reservations.Reservation",
+        verbose_name=_("reservation"),
         null=True,
         blank=True,
         on_delete=models.PROTECT,
@@ -246,6 +268,8 @@ class Seat(models.Model):
     )
 
     class Meta:
+        verbose_name = _("seat")
+        verbose_name_plural = _("seats")
         ordering = ["section", "row", "number"]
         indexes = [models.Index(fields=["schedule", "status"])]
         constraints = [
@@ -321,29 +345,32 @@ class CancellationPolicy(models.Model):
     ticket, a percentage of its price (rounded down to the won) or a flat amount capped at a
     percentage of the price. payments.cancellation computes quotes from it."""
 
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(_("name"), max_length=100, unique=True)
     free_window_days = models.PositiveSmallIntegerField(
-        "free within (days after payment)",
+        _("free within (days after payment)"),
         default=7,
-        help_text="No cancellation fee up to this many days after the day of payment...",
+        help_text=_("No cancellation fee up to this many days after the day of payment..."),
     )
     free_window_min_days_before = models.PositiveSmallIntegerField(
-        "...while the show is at least (days away)",
+        _("...while the show is at least (days away)"),
         default=10,
-        help_text="...as long as the show is at least this many days away (D-10 or earlier).",
+        help_text=_("...as long as the show is at least this many days away (D-10 or earlier)."),
     )
     cutoff_days_before = models.PositiveSmallIntegerField(
-        "cut-off day (days before the show)",
+        _("cut-off day (days before the show)"),
         default=1,
-        help_text="Nothing can be cancelled after the cut-off time on this day (1: the day "
-        "before the show), nor on any later day.",
+        help_text=_(
+            "Nothing can be cancelled after the cut-off time on this day (1: the day "
+            "before the show), nor on any later day."
+        ),
     )
-    cutoff_time = models.TimeField("cut-off time", default=time(17, 0))
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    cutoff_time = models.TimeField(_("cut-off time"), default=time(17, 0))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
-        verbose_name_plural = "cancellation policies"
+        verbose_name = _("cancellation policy")
+        verbose_name_plural = _("cancellation policies")
 
     def __str__(self) -> str:
         return self.name
@@ -356,21 +383,25 @@ class CancellationTier(models.Model):
     """The fee per ticket for cancellations from `min_days_before` to `max_days_before` (both
     included; no maximum: any day further away)."""
 
-    policy = models.ForeignKey(CancellationPolicy, on_delete=models.CASCADE, related_name="tiers")
-    min_days_before = models.PositiveSmallIntegerField("from D-")
-    max_days_before = models.PositiveSmallIntegerField("to D-", null=True, blank=True)
-    percent = models.PositiveSmallIntegerField(
-        "percent of the price", default=0, validators=[MaxValueValidator(100)]
+    policy = models.ForeignKey(
+        CancellationPolicy, verbose_name=_("policy"), on_delete=models.CASCADE, related_name="tiers"
     )
-    flat_won = models.PositiveIntegerField("flat amount (won)", default=0)
+    min_days_before = models.PositiveSmallIntegerField(_("from D-"))
+    max_days_before = models.PositiveSmallIntegerField(_("to D-"), null=True, blank=True)
+    percent = models.PositiveSmallIntegerField(
+        _("percent of the price"), default=0, validators=[MaxValueValidator(100)]
+    )
+    flat_won = models.PositiveIntegerField(_("flat amount (won)"), default=0)
     cap_percent = models.PositiveSmallIntegerField(
-        "flat amount at most (percent of the price)",
+        _("flat amount at most (percent of the price)"),
         null=True,
         blank=True,
         validators=[MaxValueValidator(100)],
     )
 
     class Meta:
+        verbose_name = _("cancellation tier")
+        verbose_name_plural = _("cancellation tiers")
         ordering = ["-min_days_before"]
         constraints = [
             models.CheckConstraint(

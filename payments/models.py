@@ -11,12 +11,17 @@ class Wallet(models.Model):
     """A customer's balance in won. Changed only together with a ledger entry."""
 
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="wallet"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.PROTECT,
+        related_name="wallet",
     )
-    balance = models.BigIntegerField(default=0, help_text="Won (KRW).")
-    updated_at = models.DateTimeField(auto_now=True)
+    balance = models.BigIntegerField(_("balance"), default=0, help_text=_("Won (KRW)."))
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = _("wallet")
+        verbose_name_plural = _("wallets")
         constraints = [
             models.CheckConstraint(
                 condition=Q(balance__gte=0),
@@ -35,12 +40,12 @@ class LedgerKind(models.TextChoices):
     cancellation up to three (the tickets back, the cancellation fee kept, the booking fees
     back when cancelled the day they were paid): the lines of one event sum to what moved."""
 
-    CHARGE = "charge", "Charge"
-    PAYMENT = "payment", "Payment (tickets)"
-    BOOKING_FEE = "booking_fee", "Booking fee"
-    REFUND = "refund", "Refund (tickets)"
-    CANCELLATION_FEE = "cancellation_fee", "Cancellation fee"
-    BOOKING_FEE_REFUND = "booking_fee_refund", "Booking fee refund"
+    CHARGE = "charge", _("Charge")
+    PAYMENT = "payment", _("Payment (tickets)")
+    BOOKING_FEE = "booking_fee", _("Booking fee")
+    REFUND = "refund", _("Refund (tickets)")
+    CANCELLATION_FEE = "cancellation_fee", _("Cancellation fee")
+    BOOKING_FEE_REFUND = "booking_fee_refund", _("Booking fee refund")
 
 
 MONEY_IN = [LedgerKind.CHARGE, LedgerKind.REFUND, LedgerKind.BOOKING_FEE_REFUND]
@@ -50,15 +55,23 @@ MONEY_OUT = [LedgerKind.PAYMENT, LedgerKind.BOOKING_FEE, LedgerKind.CANCELLATION
 class LedgerEntry(models.Model):
     """Append-only: a wallet's balance is always the sum of its entries."""
 
-    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="entries")
-    kind = models.CharField(max_length=20, choices=LedgerKind.choices)
-    amount = models.BigIntegerField(help_text="Won; positive adds to the balance.")
-    balance_after = models.BigIntegerField()
+    wallet = models.ForeignKey(
+        Wallet, verbose_name=_("wallet"), on_delete=models.PROTECT, related_name="entries"
+    )
+    kind = models.CharField(_("kind"), max_length=20, choices=LedgerKind.choices)
+    amount = models.BigIntegerField(_("amount"), help_text=_("Won; positive adds to the balance."))
+    balance_after = models.BigIntegerField(_("balance after"))
     payment = models.ForeignKey(
-        "Payment", null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries"
+        "Payment",
+        verbose_name=_("payment"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="ledger_entries",
     )
     cancellation = models.ForeignKey(
         "Cancellation",
+        verbose_name=_("cancellation"),
         null=True,
         blank=True,
         on_delete=models.PROTECT,
@@ -66,17 +79,19 @@ class LedgerEntry(models.Model):
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
         null=True,
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
-        help_text="The operator, for refunds.",
+        help_text=_("The operator, for refunds."),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("ledger entry")
         ordering = ["-id"]
-        verbose_name_plural = "ledger entries"
+        verbose_name_plural = _("ledger entries")
         constraints = [
             models.CheckConstraint(
                 condition=(Q(kind__in=MONEY_OUT) & Q(amount__lt=0))
@@ -107,37 +122,54 @@ class LedgerEntry(models.Model):
 
 
 class PaymentStatus(models.TextChoices):
-    COMPLETED = "completed", "Completed"
-    PARTLY_REFUNDED = "partly_refunded", "Some seats cancelled or refunded"
-    REFUNDED = "refunded", "Every seat cancelled or refunded"
+    COMPLETED = "completed", _("Completed")
+    PARTLY_REFUNDED = "partly_refunded", _("Some seats cancelled or refunded")
+    REFUNDED = "refunded", _("Every seat cancelled or refunded")
 
 
 class Payment(models.Model):
     """A reservation paid from the wallet. One per reservation, enforced by the database."""
 
     reservation = models.OneToOneField(
-        "reservations.Reservation", on_delete=models.PROTECT, related_name="payment"
+        "reservations.Reservation",
+        verbose_name=_("reservation"),
+        on_delete=models.PROTECT,
+        related_name="payment",
     )
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payments"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.PROTECT,
+        related_name="payments",
     )
-    amount = models.PositiveBigIntegerField(help_text="Won (KRW): tickets and booking fees.")
+    amount = models.PositiveBigIntegerField(
+        _("amount"), help_text=_("Won (KRW): tickets and booking fees.")
+    )
     booking_fee = models.PositiveBigIntegerField(
-        default=0, help_text="Won: the booking fees within the amount."
+        _("booking fee"), default=0, help_text=_("Won: the booking fees within the amount.")
     )
     refunded_amount = models.PositiveBigIntegerField(
-        default=0, help_text="Won returned to the wallet so far, by cancellations and refunds."
+        _("refunded amount"),
+        default=0,
+        help_text=_("Won returned to the wallet so far, by cancellations and refunds."),
     )
     status = models.CharField(
-        max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.COMPLETED
+        _("status"), max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.COMPLETED
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    refunded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    refunded_at = models.DateTimeField(_("refunded at"), null=True, blank=True)
     refunded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("refunded by"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
     )
 
     class Meta:
+        verbose_name = _("payment")
+        verbose_name_plural = _("payments")
         ordering = ["-id"]
         indexes = [models.Index(fields=["user", "-id"])]
         constraints = [
@@ -169,9 +201,9 @@ class Payment(models.Model):
 
 
 class CancellationKind(models.TextChoices):
-    CUSTOMER = "customer", "Cancelled by the customer (policy)"
-    OPERATOR_POLICY = "operator_policy", "Refunded by an operator, by the policy"
-    OPERATOR_FULL = "operator_full", "Refunded by an operator, in full"
+    CUSTOMER = "customer", _("Cancelled by the customer (policy)")
+    OPERATOR_POLICY = "operator_policy", _("Refunded by an operator, by the policy")
+    OPERATOR_FULL = "operator_full", _("Refunded by an operator, in full")
 
 
 class Cancellation(models.Model):
@@ -179,26 +211,45 @@ class Cancellation(models.Model):
     when, which seats (items), what moved, and why. Its ledger lines sum to `amount`."""
 
     reservation = models.ForeignKey(
-        "reservations.Reservation", on_delete=models.PROTECT, related_name="cancellations"
+        "reservations.Reservation",
+        verbose_name=_("reservation"),
+        on_delete=models.PROTECT,
+        related_name="cancellations",
     )
-    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="cancellations")
-    kind = models.CharField(max_length=16, choices=CancellationKind.choices)
+    payment = models.ForeignKey(
+        Payment, verbose_name=_("payment"), on_delete=models.PROTECT, related_name="cancellations"
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=CancellationKind.choices)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        on_delete=models.PROTECT,
+        related_name="+",
     )
-    reason = models.TextField(blank=True)
-    rule = models.CharField(max_length=200, help_text="The policy rule applied.")
-    refund = models.PositiveBigIntegerField(help_text="Won: the tickets' prices returned.")
-    fee = models.PositiveBigIntegerField(help_text="Won: the cancellation fee kept.")
-    booking_fee_refunded = models.PositiveBigIntegerField(default=0)
-    booking_fee_kept = models.PositiveBigIntegerField(default=0)
-    amount = models.PositiveBigIntegerField(help_text="Won: what went back to the wallet.")
+    reason = models.TextField(_("reason"), blank=True)
+    rule = models.CharField(_("rule"), max_length=200, help_text=_("The policy rule applied."))
+    refund = models.PositiveBigIntegerField(
+        _("refund"), help_text=_("Won: the tickets' prices returned.")
+    )
+    fee = models.PositiveBigIntegerField(_("fee"), help_text=_("Won: the cancellation fee kept."))
+    booking_fee_refunded = models.PositiveBigIntegerField(_("booking fee refunded"), default=0)
+    booking_fee_kept = models.PositiveBigIntegerField(_("booking fee kept"), default=0)
+    amount = models.PositiveBigIntegerField(
+        _("amount"), help_text=_("Won: what went back to the wallet.")
+    )
     job = models.ForeignKey(
-        "RefundJob", null=True, blank=True, on_delete=models.PROTECT, related_name="cancellations"
+        "RefundJob",
+        verbose_name=_("job"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="cancellations",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("cancellation")
+        verbose_name_plural = _("cancellations")
         ordering = ["-id"]
         constraints = [
             models.CheckConstraint(
@@ -225,17 +276,26 @@ class CancellationItem(models.Model):
     however many requests race, a seat's money moves once. Per seat: refund + fee + booking
     fee kept = price + booking fee paid."""
 
-    cancellation = models.ForeignKey(Cancellation, on_delete=models.CASCADE, related_name="items")
-    item = models.OneToOneField(
-        "reservations.ReservationSeat", on_delete=models.PROTECT, related_name="cancellation_item"
+    cancellation = models.ForeignKey(
+        Cancellation, verbose_name=_("cancellation"), on_delete=models.CASCADE, related_name="items"
     )
-    price = models.PositiveIntegerField()
-    fee = models.PositiveIntegerField()
-    booking_fee = models.PositiveIntegerField()
-    booking_fee_refunded = models.PositiveIntegerField()
-    refund = models.PositiveIntegerField(help_text="Won back for this seat, booking fee included.")
+    item = models.OneToOneField(
+        "reservations.ReservationSeat",
+        verbose_name=_("item"),
+        on_delete=models.PROTECT,
+        related_name="cancellation_item",
+    )
+    price = models.PositiveIntegerField(_("price"))
+    fee = models.PositiveIntegerField(_("fee"))
+    booking_fee = models.PositiveIntegerField(_("booking fee"))
+    booking_fee_refunded = models.PositiveIntegerField(_("booking fee refunded"))
+    refund = models.PositiveIntegerField(
+        _("refund"), help_text=_("Won back for this seat, booking fee included.")
+    )
 
     class Meta:
+        verbose_name = _("cancellation item")
+        verbose_name_plural = _("cancellation items")
         constraints = [
             models.CheckConstraint(
                 condition=Q(
@@ -261,9 +321,9 @@ class CancellationItem(models.Model):
 
 
 class RefundJobState(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    DONE = "done", "Done"
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
 
 
 class RefundJob(models.Model):
@@ -272,22 +332,31 @@ class RefundJob(models.Model):
     job whose lease ran out, e.g. its worker died), each reservation refunded exactly once
     (a refunded reservation is no longer confirmed, so a rerun skips it)."""
 
-    schedule = models.ForeignKey("concerts.Schedule", on_delete=models.PROTECT, related_name="+")
-    kind = models.CharField(max_length=16, choices=CancellationKind.choices)
-    reason = models.TextField()
+    schedule = models.ForeignKey(
+        "concerts.Schedule", verbose_name=_("schedule"), on_delete=models.PROTECT, related_name="+"
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=CancellationKind.choices)
+    reason = models.TextField(_("reason"))
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        on_delete=models.PROTECT,
+        related_name="+",
     )
     state = models.CharField(
-        max_length=10, choices=RefundJobState.choices, default=RefundJobState.QUEUED
+        _("state"), max_length=10, choices=RefundJobState.choices, default=RefundJobState.QUEUED
     )
-    total = models.PositiveIntegerField(help_text="Paid reservations when the job was made.")
-    refunded = models.PositiveIntegerField(default=0)
-    lease_until = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    total = models.PositiveIntegerField(
+        _("total"), help_text=_("Paid reservations when the job was made.")
+    )
+    refunded = models.PositiveIntegerField(_("refunded"), default=0)
+    lease_until = models.DateTimeField(_("lease until"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("refund job")
+        verbose_name_plural = _("refund jobs")
         ordering = ["-id"]
 
     def __str__(self) -> str:

@@ -11,19 +11,19 @@ class QueueState(models.TextChoices):
     """A queue entry as the customer sees it: waiting (paused while the operator holds
     admission) -> admitted -> done | expired."""
 
-    WAITING = "waiting", "Waiting"
-    PAUSED = "paused", "Waiting; admission paused"
-    ADMITTED = "admitted", "Admitted"
-    DONE = "done", "Done (paid or left)"
-    EXPIRED = "expired", "Expired"
+    WAITING = "waiting", _("Waiting")
+    PAUSED = "paused", _("Waiting; admission paused")
+    ADMITTED = "admitted", _("Admitted")
+    DONE = "done", _("Done (paid or left)")
+    EXPIRED = "expired", _("Expired")
 
 
 class EndReason(models.TextChoices):
     """Why an entry ended, as the queue scripts record it (scripts.py, the `ended` hash)."""
 
-    LEFT = "left", "Left"
-    DONE = "done", "Paid"
-    ABANDONED = "abandoned", "Stopped polling"
+    LEFT = "left", _("Left")
+    DONE = "done", _("Paid")
+    ABANDONED = "abandoned", _("Stopped polling")
 
     @property
     def public_state(self) -> QueueState:
@@ -38,8 +38,8 @@ class ConcertQueue(Concert):
 
     class Meta:
         proxy = True
-        verbose_name = "concert queue"
-        verbose_name_plural = "concert queues"
+        verbose_name = _("concert queue")
+        verbose_name_plural = _("concert queues")
 
 
 class QueueAdmission(models.Model):
@@ -51,20 +51,30 @@ class QueueAdmission(models.Model):
     not be freed in Redis at once (`release_pending`: the tick frees it when Redis is back).
     """
 
-    concert = models.ForeignKey(Concert, on_delete=models.CASCADE, related_name="+")
+    concert = models.ForeignKey(
+        Concert, verbose_name=_("concert"), on_delete=models.CASCADE, related_name="+"
+    )
     # No database foreign key: the tick inserts admissions while the customer's own payment
     # may hold their user row, and must not wait for it.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_constraint=False,
     )
-    nonce = models.CharField(max_length=16, help_text="The queue entry admitted.")
-    order = models.BigIntegerField(help_text="The entry's order key in the line (its token's).")
-    admitted_at = models.DateTimeField()
-    admitted_until = models.DateTimeField()
-    ended_at = models.DateTimeField(null=True, blank=True)
-    release_pending = models.BooleanField(default=False)
+    nonce = models.CharField(_("nonce"), max_length=16, help_text=_("The queue entry admitted."))
+    order = models.BigIntegerField(
+        _("order"), help_text=_("The entry's order key in the line (its token's).")
+    )
+    admitted_at = models.DateTimeField(_("admitted at"))
+    admitted_until = models.DateTimeField(_("admitted until"))
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+    release_pending = models.BooleanField(_("release pending"), default=False)
 
     class Meta:
+        verbose_name = _("queue admission")
+        verbose_name_plural = _("queue admissions")
         constraints = [
             models.UniqueConstraint(
                 fields=["concert", "user", "nonce"],

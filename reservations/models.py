@@ -13,16 +13,16 @@ MAX_SEATS_PER_RESERVATION = 4
 
 
 class ReservationStatus(models.TextChoices):
-    HELD = "held", "Held"
-    CONFIRMED = "confirmed", "Confirmed (paid)"
-    EXPIRED = "expired", "Expired"
-    CANCELLED = "cancelled", "Cancelled"
-    REFUNDED = "refunded", "Refunded"
+    HELD = "held", _("Held")
+    CONFIRMED = "confirmed", _("Confirmed (paid)")
+    EXPIRED = "expired", _("Expired")
+    CANCELLED = "cancelled", _("Cancelled")
+    REFUNDED = "refunded", _("Refunded")
 
 
 class ReservationSource(models.TextChoices):
-    QUEUE = "queue", "Hold by an admitted customer"
-    WAITLIST = "waitlist", "Waitlist offer"
+    QUEUE = "queue", _("Hold by an admitted customer")
+    WAITLIST = "waitlist", _("Waitlist offer")
 
 
 class Reservation(models.Model):
@@ -37,26 +37,44 @@ class Reservation(models.Model):
     """
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reservations"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.PROTECT,
+        related_name="reservations",
     )
     schedule = models.ForeignKey(
-        "concerts.Schedule", on_delete=models.PROTECT, related_name="reservations"
+        "concerts.Schedule",
+        verbose_name=_("schedule"),
+        on_delete=models.PROTECT,
+        related_name="reservations",
     )
     status = models.CharField(
-        max_length=10, choices=ReservationStatus.choices, default=ReservationStatus.HELD
+        _("status"),
+        max_length=10,
+        choices=ReservationStatus.choices,
+        default=ReservationStatus.HELD,
     )
-    total_price = models.PositiveIntegerField(help_text="Won (KRW): the tickets' prices.")
+    total_price = models.PositiveIntegerField(
+        _("total price"), help_text=_("Won (KRW): the tickets' prices.")
+    )
     booking_fee_total = models.PositiveIntegerField(
-        default=0, help_text="Won: the booking fee of every ticket, charged with the payment."
+        _("booking fee total"),
+        default=0,
+        help_text=_("Won: the booking fee of every ticket, charged with the payment."),
     )
-    expires_at = models.DateTimeField(help_text="End of the hold.")
+    expires_at = models.DateTimeField(_("expires at"), help_text=_("End of the hold."))
     source = models.CharField(
-        max_length=10, choices=ReservationSource.choices, default=ReservationSource.QUEUE
+        _("source"),
+        max_length=10,
+        choices=ReservationSource.choices,
+        default=ReservationSource.QUEUE,
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = _("reservation")
+        verbose_name_plural = _("reservations")
         ordering = ["-id"]
         indexes = [
             models.Index(fields=["status", "expires_at"]),  # the expiry sweep
@@ -101,17 +119,27 @@ class ReservationSeat(models.Model):
     """Which seats a reservation covers, at which price and booking fee: the record that
     stays when the seat itself moves on (its hold expired, it was cancelled or refunded)."""
 
-    reservation = models.ForeignKey(Reservation, on_delete=models.CASCADE, related_name="items")
-    seat = models.ForeignKey("concerts.Seat", on_delete=models.PROTECT, related_name="+")
-    price = models.PositiveIntegerField(help_text="Won (KRW), at the time of the hold.")
+    reservation = models.ForeignKey(
+        Reservation, verbose_name=_("reservation"), on_delete=models.CASCADE, related_name="items"
+    )
+    seat = models.ForeignKey(
+        "concerts.Seat", verbose_name=_("seat"), on_delete=models.PROTECT, related_name="+"
+    )
+    price = models.PositiveIntegerField(
+        _("price"), help_text=_("Won (KRW), at the time of the hold.")
+    )
     booking_fee = models.PositiveIntegerField(
-        default=0, help_text="Won, the concert's booking fee at the time of the hold."
+        _("booking fee"),
+        default=0,
+        help_text=_("Won, the concert's booking fee at the time of the hold."),
     )
     # Set when this seat of a paid reservation was cancelled or refunded (payments.Cancellation
     # says by whom, how much and why); the seat went back on sale then.
-    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(_("cancelled at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("reservation seat")
+        verbose_name_plural = _("reservation seats")
         ordering = ["seat_id"]
         constraints = [
             models.UniqueConstraint(
@@ -133,11 +161,11 @@ class ReservationSeat(models.Model):
 
 
 class WaitlistStatus(models.TextChoices):
-    WAITING = "waiting", "Waiting"
-    OFFERED = "offered", "Offered"
-    BOUGHT = "bought", "Bought"
-    LAPSED = "lapsed", "Lapsed"
-    LEFT = "left", "Left"
+    WAITING = "waiting", _("Waiting")
+    OFFERED = "offered", _("Offered")
+    BOUGHT = "bought", _("Bought")
+    LAPSED = "lapsed", _("Lapsed")
+    LEFT = "left", _("Left")
 
 
 LIVE_WAITLIST_STATUSES = (WaitlistStatus.WAITING, WaitlistStatus.OFFERED)
@@ -155,38 +183,49 @@ class WaitlistEntry(models.Model):
     """
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="waitlist_entries"
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        on_delete=models.PROTECT,
+        related_name="waitlist_entries",
     )
     schedule = models.ForeignKey(
-        "concerts.Schedule", on_delete=models.PROTECT, related_name="waitlist_entries"
+        "concerts.Schedule",
+        verbose_name=_("schedule"),
+        on_delete=models.PROTECT,
+        related_name="waitlist_entries",
     )
-    quantity = models.PositiveSmallIntegerField()
+    quantity = models.PositiveSmallIntegerField(_("quantity"))
     # The grades as the customer listed them, "|"-separated with a leading and a trailing
     # "|" ("|VIP|R|"), so that "waits for grade g" is one LIKE '%|g|%'; "" waits for any.
-    grade_key = models.CharField(max_length=200, blank=True, default="")
+    grade_key = models.CharField(_("grade key"), max_length=200, blank=True, default="")
     status = models.CharField(
-        max_length=10, choices=WaitlistStatus.choices, default=WaitlistStatus.WAITING
+        _("status"), max_length=10, choices=WaitlistStatus.choices, default=WaitlistStatus.WAITING
     )
-    live = models.BooleanField(null=True, default=True)
-    auto_pay = models.BooleanField(default=False)
+    live = models.BooleanField(_("live"), null=True, default=True)
+    auto_pay = models.BooleanField(_("auto pay"), default=False)
     max_total = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Won: auto-pay only offers costing at most this."
+        _("max total"),
+        null=True,
+        blank=True,
+        help_text=_("Won: auto-pay only offers costing at most this."),
     )
     offer = models.OneToOneField(
         Reservation,
+        verbose_name=_("offer"),
         null=True,
         blank=True,
         on_delete=models.PROTECT,
         related_name="waitlist_entry",
-        help_text="The reservation holding the seats offered (the latest offer).",
+        help_text=_("The reservation holding the seats offered (the latest offer)."),
     )
-    joined_at = models.DateTimeField()
-    offered_at = models.DateTimeField(null=True, blank=True)
-    ended_at = models.DateTimeField(null=True, blank=True)
+    joined_at = models.DateTimeField(_("joined at"))
+    offered_at = models.DateTimeField(_("offered at"), null=True, blank=True)
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("waitlist entry")
         ordering = ["joined_at", "id"]
-        verbose_name_plural = "waitlist entries"
+        verbose_name_plural = _("waitlist entries")
         indexes = [
             # The line: a performance's waiting entries in join order.
             models.Index(fields=["schedule", "status", "joined_at", "id"]),
@@ -239,26 +278,35 @@ class WaitlistEntry(models.Model):
 
 
 class WaitlistEventKind(models.TextChoices):
-    OFFERED = "offered", "Offer made"
-    TAKEN = "taken", "Offer paid"
-    LAPSED = "lapsed", "Offer lapsed"
-    DECLINED = "declined", "Offer declined"
-    AUTO_PAY_FAILED = "auto_pay_failed", "Auto-pay not possible"
+    OFFERED = "offered", _("Offer made")
+    TAKEN = "taken", _("Offer paid")
+    LAPSED = "lapsed", _("Offer lapsed")
+    DECLINED = "declined", _("Offer declined")
+    AUTO_PAY_FAILED = "auto_pay_failed", _("Auto-pay not possible")
 
 
 class WaitlistEvent(models.Model):
     """What happened to a waitlist entry's offers, written in the transaction that did it:
     the record customers read (GET /waitlist) and the events issue will publish."""
 
-    entry = models.ForeignKey(WaitlistEntry, on_delete=models.CASCADE, related_name="events")
-    kind = models.CharField(max_length=20, choices=WaitlistEventKind.choices)
-    reservation = models.ForeignKey(
-        Reservation, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    entry = models.ForeignKey(
+        WaitlistEntry, verbose_name=_("entry"), on_delete=models.CASCADE, related_name="events"
     )
-    details = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    kind = models.CharField(_("kind"), max_length=20, choices=WaitlistEventKind.choices)
+    reservation = models.ForeignKey(
+        Reservation,
+        verbose_name=_("reservation"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    details = models.JSONField(_("details"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("waitlist event")
+        verbose_name_plural = _("waitlist events")
         ordering = ["id"]
 
     def __str__(self) -> str:

@@ -146,3 +146,21 @@ def test_the_catalog_has_every_string_marked_in_the_code():
 
     missing = sorted(marked - set(catalog()))
     assert missing == [], "run makemessages -l ko and translate"
+
+
+@override_settings(LANGUAGE_CODE="ko")
+def test_operators_read_the_admin_and_the_console_in_korean(operator_client):
+    from tests.concerts.factories import ScheduleFactory
+
+    schedule = ScheduleFactory()
+    waitlist = operator_client.get("/admin/reservations/waitlistentry/", HTTP_ACCEPT_LANGUAGE="ko")
+    concert = operator_client.get(
+        f"/admin/concerts/concert/{schedule.concert_id}/change/", HTTP_ACCEPT_LANGUAGE="ko"
+    )
+    dashboard = operator_client.get(
+        f"/admin/console/concerts/{schedule.concert_id}/dashboard/", HTTP_ACCEPT_LANGUAGE="ko"
+    )
+
+    assert "취소표 대기" in waitlist.content.decode()
+    assert "동시 예매 인원" in concert.content.decode()  # a field's label
+    assert "판매 현황" in dashboard.content.decode()
