@@ -8,3 +8,9 @@ class ConsoleConfig(AppConfig):
 
     name = "console"
     verbose_name = _("Operator console")
+
+    def ready(self) -> None:
+        # The admin's front page leads to the console (its own template adds one box).
+        from django.contrib import admin
+
+        admin.site.index_template = "console/admin_index.html"

@@ -379,3 +379,9 @@ def test_the_whole_concert_costs_no_more(operator_client, django_assert_max_num_
 
     with django_assert_max_num_queries(DASHBOARD_DATA_QUERIES - 1):  # no seat map
         operator_client.get(data_url(concert=sale.concert))
+
+
+def test_the_admin_front_page_leads_to_the_console(operator_client):
+    page = operator_client.get("/admin/").content.decode()
+
+    assert 'href="/admin/console/"' in page and 'href="/admin/console/customers/"' in page
