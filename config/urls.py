@@ -1,15 +1,16 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.utils.translation import gettext_lazy as _
 
 from .benchmark import NoopView
 from .errors import api_not_found
 from .health import healthz
 from .schema_views import RedocView, SchemaView, SwaggerView
 
-admin.site.site_header = "Concert reservations — operations"
-admin.site.site_title = "Concert operations"
-admin.site.index_title = "Concerts, schedules, sales"
+admin.site.site_header = _("Concert reservations — operations")
+admin.site.site_title = _("Concert operations")
+admin.site.index_title = _("Concerts, schedules, sales")
 admin.site.site_url = "/api/docs/"  # "View site": there is no customer web page, only the API
 
 api_v1 = [
