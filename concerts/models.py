@@ -165,6 +165,10 @@ class Concert(models.Model):
         validators=AT_LEAST_ONE,
         help_text=_("How long returned seats offered to a waiting customer stay theirs to pay."),
     )
+    # When the sale's opening was told to the world (the sale.opened event): once per concert.
+    sale_opened_at = models.DateTimeField(
+        _("sale opened at"), null=True, blank=True, editable=False
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 

@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "accounts",
+    "events",
     "concerts",
     "queueing",
     "reservations",
@@ -238,6 +239,15 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 10.0,
         "options": {"expires": 10},
     },
+    "events-dispatch": {
+        "task": "events.tasks.dispatch_events",
+        "schedule": 5.0,
+        "options": {"expires": 5},
+    },
+    "events-prune": {
+        "task": "events.tasks.prune_events",
+        "schedule": 3600.0,
+    },
     "accounts-delete-old-idempotency-records": {
         "task": "accounts.tasks.delete_old_idempotency_records",
         "schedule": 3600.0,
@@ -374,3 +384,8 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
     },
 }
+
+# --- Events (docs/events.md) ----------------------------------------------------------------
+# The channels the relay hands each event to: each `fan_out(event)` creates its own delivery
+# rows in the relay's transaction.
+EVENT_CHANNELS: list[str] = []

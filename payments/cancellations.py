@@ -30,6 +30,7 @@ from reservations import inventory
 from reservations.errors import CancellationClosed, ReservationNotCancellable
 from reservations.models import Reservation, ReservationSeat, ReservationStatus
 
+from . import facts
 from .errors import RefundNotPossible
 from .fees import Quote, SeatToCancel, cutoff_instant, quote_by_policy, quote_in_full
 from .models import (
@@ -378,6 +379,7 @@ def _cancel(
         created_by=None if kind == CancellationKind.CUSTOMER else by,
     )
     _settle_states(reservation, payment, kind=kind, by=by, amount=quote.amount, now=now)
+    facts.cancellation_made(cancellation, reservation)
     return cancellation
 
 

@@ -37,6 +37,7 @@ from reservations.models import (
 from reservations.selectors import reservation_effective_status
 from reservations.waitlist import waitlist_auto_pay_failed, waitlist_offer_taken
 
+from . import facts
 from .errors import InsufficientBalance
 from .models import LedgerEntry, LedgerKind, Payment, Wallet
 
@@ -120,6 +121,7 @@ def wallet_charge(*, user: User, amount: int) -> LedgerEntry:
         )
     with service_atomic():
         [entry] = wallet_post(user=user, lines=[(LedgerKind.CHARGE, amount)])
+        facts.wallet_charged(entry, customer_id=user.id)
         return entry
 
 
@@ -169,7 +171,8 @@ def payment_create(*, user: User, reservation_id: int, now: datetime | None = No
         concert_id = schedule.concert_id
 
         # Seats first: if they are gone, "top up your wallet" would be the wrong advice.
-        seat_ids = list(reservation.items.values_list("seat_id", flat=True))
+        items = list(reservation.items.select_related("seat"))
+        seat_ids = [item.seat_id for item in items]
         inventory.seats_sell(reservation=reservation, seat_ids=seat_ids, now=now)
         fees = reservation.booking_fee_total
         payment = Payment.objects.create(
@@ -185,6 +188,7 @@ def payment_create(*, user: User, reservation_id: int, now: datetime | None = No
         Reservation.objects.filter(id=reservation.id).update(
             status=ReservationStatus.CONFIRMED, updated_at=timezone.now()
         )
+        facts.payment_confirmed(payment, reservation, items)
         if reservation.source == ReservationSource.WAITLIST:
             # An offer from the waitlist: the entry is bought. The customer may be shopping
             # in the queue meanwhile; that session is theirs to finish.

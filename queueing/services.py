@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import redis.exceptions
+from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from concerts.models import Concert
 from concerts.selectors import concert_get_cached
+from events.services import event_record
 
 from . import scripts
 from .errors import QueueClosed, QueueTokenInvalid, TokenProblem
@@ -192,10 +194,39 @@ def queue_release(*, concert_id: int, user_id: int) -> None:
 
 def queue_set_paused(*, concert_ids: Sequence[int], paused: bool) -> int:
     """Pause or resume admission. Admitted customers keep their sessions; the next tick
-    reads the flag. Returns how many concerts changed."""
-    return Concert.objects.filter(id__in=concert_ids).update(
-        queue_paused=paused, updated_at=timezone.now()
-    )
+    reads the flag. Returns how many concerts changed; each change is a sale.paused or
+    sale.resumed event."""
+    now = timezone.now()
+    with transaction.atomic():
+        changing = list(
+            Concert.objects.select_for_update()
+            .filter(id__in=concert_ids, queue_paused=not paused)
+            .values_list("id", flat=True)
+        )
+        Concert.objects.filter(id__in=changing).update(queue_paused=paused, updated_at=now)
+        for concert_id in changing:
+            event_record(
+                type="sale.paused" if paused else "sale.resumed",
+                aggregate=("concert", concert_id),
+                payload={"concert_id": concert_id, "at": timezone.localtime(now).isoformat()},
+            )
+    return len(changing)
+
+
+def _sale_opened(concert: Concert, now: datetime) -> None:
+    """The first tick at or after the opening tells it, once (a conditional UPDATE decides
+    which of several workers does)."""
+    with transaction.atomic():
+        if Concert.objects.filter(id=concert.id, sale_opened_at=None).update(sale_opened_at=now):
+            event_record(
+                type="sale.opened",
+                aggregate=("concert", concert.id),
+                payload={
+                    "concert_id": concert.id,
+                    "title": concert.title,
+                    "sale_opens_at": timezone.localtime(concert.sale_opens_at).isoformat(),
+                },
+            )
 
 
 @dataclass(frozen=True)
@@ -317,7 +348,12 @@ def queue_admit_all(*, now: datetime | None = None) -> int:
     concerts = Concert.objects.filter(
         is_published=True, sale_opens_at__lte=now, schedules__ends_at__gte=now
     ).distinct()
-    return sum(queue_admit_tick(concert=concert, now=now).admitted for concert in concerts)
+    admitted = 0
+    for concert in concerts:
+        if concert.sale_opened_at is None:
+            _sale_opened(concert, now)
+        admitted += queue_admit_tick(concert=concert, now=now).admitted
+    return admitted
 
 
 def queue_admissions_delete_old(*, older_than: timedelta = timedelta(days=7)) -> int:

@@ -68,6 +68,7 @@ def waitlist_waited_grades(*, schedule_id: int) -> AnyGrade | frozenset[str]:
     theirs, never free for anyone else in between (invariant 10)."""
     keys = set(
         WaitlistEntry.objects.filter(schedule_id=schedule_id, status=WaitlistStatus.WAITING)
+        .order_by()  # the model's ordering would join DISTINCT and make it one row per entry
         .values_list("grade_key", flat=True)
         .distinct()
     )

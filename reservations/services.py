@@ -22,7 +22,7 @@ from config.db import retry_on_lock_conflict
 from config.errors import NotFound, ValidationFailed
 from queueing.gate import queue_require_admitted
 
-from . import inventory, waitlist
+from . import facts, inventory, waitlist
 from .errors import ReservationNotCancellable, SalesClosed
 from .limits import customer_lock_and_count
 from .models import (
@@ -84,6 +84,7 @@ def reservation_hold(
             reservation=reservation, seat_ids=seat_ids, expires_at=reservation.expires_at, now=now
         )
         reservation.seat_items = _record_items(reservation, seats)
+        facts.reservation_held(reservation, reservation.seat_items)
     return reservation
 
 
@@ -137,6 +138,7 @@ def reservation_cancel(*, user: User, reservation_id: int, now: datetime | None 
         if status != ReservationStatus.HELD:  # a lapsed hold is expired, swept or not
             raise ReservationNotCancellable(details={"status": status})
         _let_go(reservation, now)
+        facts.hold_let_go(reservation, by="customer")
 
 
 @retry_on_lock_conflict()
@@ -172,6 +174,7 @@ def reservation_release_by_operator(
             )
         ]
         _let_go(reservation, now)
+        facts.hold_let_go(reservation, by="operator", reason=reason)
         operator_history_record(
             operator=operator,
             objects=[reservation],
@@ -210,16 +213,18 @@ def reservation_expire_due(*, now: datetime | None = None, batch: int = SWEEP_BA
 @retry_on_lock_conflict()
 def _expire_batch(*, now: datetime, batch: int) -> int:
     with transaction.atomic():
-        due = list(
+        expiring = list(
             Reservation.objects.select_for_update(skip_locked=True)
             .filter(status=ReservationStatus.HELD, expires_at__lte=now)
             .order_by("id")
-            .values_list("id", flat=True)[:batch]
+            .only("id", "user_id", "schedule_id", "source", "expires_at")[:batch]
         )
+        due = [reservation.id for reservation in expiring]
         if due:
             Reservation.objects.filter(id__in=due).update(
                 status=ReservationStatus.EXPIRED, updated_at=now
             )
+            facts.reservations_expired(expiring)
             waitlist.waitlist_offers_closed(
                 reservation_ids=due, kind=WaitlistEventKind.LAPSED, now=now
             )

@@ -38,8 +38,9 @@ from concerts.services import seat_maps_changed
 from config.audit import operator_history_record
 from config.db import retry_on_lock_conflict, service_atomic
 from config.errors import NotFound, ValidationFailed
+from events.services import event_record
 
-from . import inventory
+from . import facts, inventory
 from .errors import SalesClosed, SeatsAvailable, WaitlistClosed, WaitlistEntryExists
 from .limits import customer_lock_and_count
 from .models import (
@@ -359,9 +360,39 @@ def _offer(entry: WaitlistEntry, schedule: Schedule, seats: list[Seat], now: dat
             "expires_at": timezone.localtime(offer.expires_at).isoformat(),
         },
     )
+    _publish(entry, "waitlist.offered", offer, seats=seats)
     if entry.auto_pay:
         transaction.on_commit(lambda: waitlist_request_auto_pay(offer.id))
     return offer
+
+
+def _publish(entry: WaitlistEntry, type: str, offer: Reservation | None, seats=None) -> None:
+    """The outbox event of an offer's fact (docs/events.md), beside the entry's own record."""
+    payload = {
+        "entry_id": entry.id,
+        "customer_id": entry.user_id,
+        "quantity": entry.quantity,
+        "grades": entry.grades,
+        "performance": facts.performance_of(entry.schedule_id),
+        "reservation_id": offer.id if offer else entry.offer_id,
+    }
+    if seats is not None:
+        payload |= {
+            "seats": [
+                {
+                    "seat_id": seat.id,
+                    "section": seat.section,
+                    "row": seat.row,
+                    "number": seat.number,
+                    "grade": seat.grade,
+                    "price": seat.price,
+                }
+                for seat in sorted(seats, key=lambda seat: seat.id)
+            ],
+            "amount_due": offer.total_price + offer.booking_fee_total,
+            "expires_at": timezone.localtime(offer.expires_at).isoformat(),
+        }
+    event_record(type=type, aggregate=("waitlist_entry", entry.id), payload=payload)
 
 
 def waitlist_request_auto_pay(reservation_id: int) -> None:
@@ -388,6 +419,7 @@ def waitlist_offers_closed(*, reservation_ids: Sequence[int], kind: str, now: da
     status = WaitlistStatus.LAPSED if kind == WaitlistEventKind.LAPSED else WaitlistStatus.LEFT
     for entry in entries:
         _end(entry, status, now)
+        _publish(entry, f"waitlist.{kind}", None)
     WaitlistEvent.objects.bulk_create(
         WaitlistEvent(entry=entry, kind=kind, reservation_id=entry.offer_id) for entry in entries
     )
@@ -406,6 +438,7 @@ def waitlist_offer_taken(*, reservation_id: int, now: datetime) -> None:
         WaitlistEvent.objects.create(
             entry=entry, kind=WaitlistEventKind.TAKEN, reservation_id=reservation_id
         )
+        _publish(entry, "waitlist.taken", None)
 
 
 def waitlist_auto_pay_failed(*, entry: WaitlistEntry, reason: str, details: dict) -> None:

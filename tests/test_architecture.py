@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYER = {"config": 0, "accounts": 0, "concerts": 1, "queueing": 2, "reservations": 3, "payments": 4}
+LAYER = {
+    "config": 0,
+    "accounts": 0,
+    "events": 0,
+    "concerts": 1,
+    "queueing": 2,
+    "reservations": 3,
+    "payments": 4,
+}
 WEB_MODULES = {"api.py", "admin.py", "urls.py"}
 
 

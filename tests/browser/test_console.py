@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from rest_framework.authtoken.models import Token
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
 from tests.accounts.factories import UserFactory
@@ -22,7 +23,10 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 def wait_for(check, seconds: float = 12.0):
     deadline = time.monotonic() + seconds
     while True:
-        result = check()
+        try:
+            result = check()
+        except StaleElementReferenceException:  # redrawn between finding and reading it
+            result = None
         if result or time.monotonic() > deadline:
             return result
         time.sleep(0.2)
@@ -55,7 +59,7 @@ def test_the_dashboard_follows_the_sale_without_reloading(operator_browser):
     def sold() -> str:
         return browser.find_element(By.CSS_SELECTOR, '[data-field="seat_map.counts.s"]').text
 
-    assert sold() == "7"
+    assert wait_for(lambda: sold() == "7")
     assert wait_for(
         lambda: len(browser.find_elements(By.CSS_SELECTOR, "#console-seat-map .s-s")) == 7
     )
@@ -63,7 +67,7 @@ def test_the_dashboard_follows_the_sale_without_reloading(operator_browser):
 
     buy(schedule, *vip[10:12])  # two more sold while the operator watches
 
-    assert wait_for(lambda: sold() == "9"), sold()
+    assert wait_for(lambda: sold() == "9")
     assert wait_for(
         lambda: len(browser.find_elements(By.CSS_SELECTOR, "#console-seat-map .s-s")) == 9
     )

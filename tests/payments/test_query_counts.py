@@ -26,7 +26,7 @@ def pay(client, reservation, key=None):
     return client.post(f"/api/v1/reservations/{reservation.id}/payment", **headers)
 
 
-def test_a_payment_with_an_idempotency_key_takes_thirteen_queries(
+def test_a_payment_with_an_idempotency_key_takes_fourteen_queries(
     customer, customer_client, django_assert_num_queries
 ):
     wallet_charge(user=customer, amount=500_000)
@@ -40,7 +40,7 @@ def test_a_payment_with_an_idempotency_key_takes_thirteen_queries(
     # 2. insert the key's record: waits while another request holds the key
     # 3. lock the reservation and the customer's row, in one statement
     #    (the performance's start and concert: from the per-process cache)
-    # 4. the reservation's seat ids
+    # 4. the reservation's seats, with their seat rows (the event names them)
     # 5. lock those seats in id order
     # 6. the conditional UPDATE that sells them
     # 7. insert the payment
@@ -48,10 +48,11 @@ def test_a_payment_with_an_idempotency_key_takes_thirteen_queries(
     # 9. the wallet's id and new balance (for the ledger entry)
     # 10. insert the ledger entry
     # 11. mark the reservation confirmed
-    # 12. end the customer's queue admission (so a restored queue does not bring it back)
-    # 13. write the answer on the key's record
+    # 12. insert the payment.confirmed event (the outbox: it commits with the payment)
+    # 13. end the customer's queue admission (so a restored queue does not bring it back)
+    # 14. write the answer on the key's record
     #    (RELEASE SAVEPOINT here, COMMIT in production)
-    with django_assert_num_queries(13 + TEST_SAVEPOINTS):
+    with django_assert_num_queries(14 + TEST_SAVEPOINTS):
         response = pay(customer_client, second, key)
 
     assert response.status_code == 201
@@ -65,11 +66,11 @@ def test_the_first_payment_for_a_performance_in_a_process_also_reads_its_start(
     wallet_charge(user=customer, amount=500_000)
     reservation = held_reservation(user=customer, seat_prices=(100_000,))
 
-    with django_assert_num_queries(13 + TEST_SAVEPOINTS + 1):  # + the schedule
+    with django_assert_num_queries(14 + TEST_SAVEPOINTS + 1):  # + the schedule
         assert pay(customer_client, reservation, str(uuid.uuid4())).status_code == 201
 
 
-def test_a_payment_without_a_key_takes_eleven_queries(
+def test_a_payment_without_a_key_takes_twelve_queries(
     customer, customer_client, django_assert_num_queries
 ):
     wallet_charge(user=customer, amount=500_000)
@@ -78,11 +79,11 @@ def test_a_payment_without_a_key_takes_eleven_queries(
     assert pay(customer_client, first).status_code == 201
 
     # The same as with a key, without 2. and 13. (the key's record)
-    with django_assert_num_queries(11 + TEST_SAVEPOINTS):
+    with django_assert_num_queries(12 + TEST_SAVEPOINTS):
         assert pay(customer_client, second).status_code == 201
 
 
-def test_a_wallet_charge_takes_six_queries(customer, customer_client, django_assert_num_queries):
+def test_a_wallet_charge_takes_seven_queries(customer, customer_client, django_assert_num_queries):
     wallet_charge(user=customer, amount=1_000)  # the wallet exists
 
     # 1. the Bearer token and its user
@@ -91,9 +92,10 @@ def test_a_wallet_charge_takes_six_queries(customer, customer_client, django_ass
     # 3. the conditional UPDATE that credits the wallet
     # 4. the wallet's id and new balance
     # 5. insert the ledger entry
-    # 6. write the answer on the key's record
+    # 6. insert the wallet.charged event
+    # 7. write the answer on the key's record
     #    (RELEASE SAVEPOINT here, COMMIT in production)
-    with django_assert_num_queries(6 + TEST_SAVEPOINTS):
+    with django_assert_num_queries(7 + TEST_SAVEPOINTS):
         response = customer_client.post(
             "/api/v1/wallet/charges",
             {"amount": 2_500},

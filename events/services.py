@@ -1,0 +1,103 @@
+"""Recording facts, and relaying them to the channels.
+
+`event_record` is the one helper services call, inside their own transaction, right where
+the fact happens: the row commits with the change or not at all. No signals: a reader of a
+service sees every event it produces.
+
+The relay (`events_dispatch`) claims undispatched events oldest first with SKIP LOCKED, so
+several workers share the work and a worker killed mid-batch leaves its rows to the next
+(its transaction rolls back). For each event it calls every channel of settings.EVENT_CHANNELS
+(`fan_out(event)`: create the channel's own delivery rows, idempotently), then marks the event
+dispatched, all in one transaction: an event is dispatched once, with all its deliveries, or
+not at all. The channels deliver from their own rows, in order per aggregate.
+"""
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import cache
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from .models import Event
+
+logger = logging.getLogger(__name__)
+
+DISPATCH_BATCH = 100
+KEEP_DISPATCHED = timedelta(days=30)
+
+RELAY_TASK = "events.tasks.dispatch_events"
+
+
+def event_record(
+    *,
+    type: str,
+    aggregate: tuple[str, object],
+    payload: dict,
+    occurred_at: datetime | None = None,
+    version: int = 1,
+) -> Event:
+    """Record a fact in the caller's transaction (refused outside one: an event must commit
+    with its fact). After the commit a relay is asked to dispatch it at once; the beat's
+    pass picks it up should that request be lost."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("event_record() belongs inside the transaction of its fact.")
+    aggregate_type, aggregate_id = aggregate
+    event = Event.objects.create(
+        type=type,
+        version=version,
+        occurred_at=occurred_at or timezone.now(),
+        aggregate_type=aggregate_type,
+        aggregate_id=str(aggregate_id),
+        payload=payload,
+    )
+    _request_dispatch_on_commit()
+    return event
+
+
+def _request_dispatch_on_commit() -> None:
+    def request() -> None:
+        try:
+            import_string(RELAY_TASK).delay()
+        except Exception:  # the beat's pass dispatches it
+            logger.warning("Could not ask for the event relay", exc_info=True)
+
+    transaction.on_commit(request)
+
+
+@cache
+def _channels() -> list[Callable[[Event], object]]:
+    return [import_string(path) for path in settings.EVENT_CHANNELS]
+
+
+def events_dispatch(*, batch: int = DISPATCH_BATCH) -> int:
+    """Hand undispatched events to every channel, oldest first; returns how many. Loops
+    until none is left (or every remaining one is claimed by another worker)."""
+    dispatched = 0
+    while True:
+        with transaction.atomic():
+            events = list(
+                Event.objects.select_for_update(skip_locked=True)
+                .filter(dispatched_at=None)
+                .order_by("id")[:batch]
+            )
+            if not events:
+                return dispatched
+            for event in events:
+                for fan_out in _channels():
+                    fan_out(event)
+            Event.objects.filter(id__in=[event.id for event in events]).update(
+                dispatched_at=timezone.now()
+            )
+            dispatched += len(events)
+
+
+def events_prune(*, older_than: timedelta = KEEP_DISPATCHED) -> int:
+    """Delete dispatched events older than the retention period (their deliveries go with
+    them, by cascade, once delivered or failed). Returns how many."""
+    cutoff = timezone.now() - older_than
+    deleted, _counts = Event.objects.filter(dispatched_at__lt=cutoff).delete()
+    return deleted

@@ -1,0 +1,84 @@
+"""The facts of money as outbox events (events.event_record; payloads in docs/events.md).
+Called by the services in the transaction of the fact."""
+
+from django.utils import timezone
+
+from events.services import event_record
+from reservations.facts import performance_of, seats_of
+from reservations.models import Reservation, ReservationSeat
+
+from .models import Cancellation, CancellationKind, LedgerEntry, Payment
+
+
+def payment_confirmed(
+    payment: Payment, reservation: Reservation, items: list[ReservationSeat]
+) -> None:
+    """`items`: the reservation's seats, with their seat rows (the payment has read them)."""
+    event_record(
+        type="payment.confirmed",
+        aggregate=("reservation", reservation.id),
+        payload={
+            "payment_id": payment.id,
+            "reservation_id": reservation.id,
+            "customer_id": payment.user_id,
+            "source": reservation.source,
+            "performance": performance_of(reservation.schedule_id),
+            "seats": seats_of(items),
+            "amount": payment.amount,
+            "tickets_price": payment.amount - payment.booking_fee,
+            "booking_fee": payment.booking_fee,
+            "paid_at": timezone.localtime(payment.created_at).isoformat(),
+        },
+    )
+
+
+def cancellation_made(cancellation: Cancellation, reservation: Reservation) -> None:
+    """A paid booking's seats cancelled by the customer (reservation.cancelled) or refunded
+    by an operator (reservation.refunded), with the money of each seat."""
+    customer = cancellation.kind == CancellationKind.CUSTOMER
+    event_record(
+        type="reservation.cancelled" if customer else "reservation.refunded",
+        aggregate=("reservation", reservation.id),
+        payload={
+            "reservation_id": reservation.id,
+            "payment_id": cancellation.payment_id,
+            "cancellation_id": cancellation.id,
+            "customer_id": reservation.user_id,
+            "paid": True,
+            "by": "customer" if customer else "operator",
+            "kind": cancellation.kind,
+            "reason": cancellation.reason,
+            "rule": cancellation.rule,
+            "performance": performance_of(reservation.schedule_id),
+            "seats": [
+                {
+                    "seat_id": item.item.seat_id,
+                    "price": item.price,
+                    "fee": item.fee,
+                    "booking_fee": item.booking_fee,
+                    "booking_fee_refunded": item.booking_fee_refunded,
+                    "refund": item.refund,
+                }
+                for item in cancellation.items.select_related("item")
+            ],
+            "refund": cancellation.refund,
+            "cancellation_fee": cancellation.fee,
+            "booking_fee_refunded": cancellation.booking_fee_refunded,
+            "booking_fee_kept": cancellation.booking_fee_kept,
+            "amount": cancellation.amount,
+            "reservation_status": reservation.status,
+        },
+    )
+
+
+def wallet_charged(entry: LedgerEntry, customer_id: int) -> None:
+    event_record(
+        type="wallet.charged",
+        aggregate=("wallet", entry.wallet_id),
+        payload={
+            "customer_id": customer_id,
+            "ledger_entry_id": entry.id,
+            "amount": entry.amount,
+            "balance_after": entry.balance_after,
+        },
+    )
