@@ -18,6 +18,12 @@ def secret_masked(secret: str) -> str:
 
 
 class WebhookEndpointForm(forms.ModelForm):
+    url = forms.URLField(
+        label=_("URL"),
+        max_length=500,
+        assume_scheme="https",  # a URL typed without its scheme
+        help_text=WebhookEndpoint._meta.get_field("url").help_text,
+    )
     event_types = forms.MultipleChoiceField(
         label=_("Event types"),
         choices=EVENT_TYPES,
