@@ -39,7 +39,12 @@ class WebhookEndpoint(models.Model):
         help_text=_("None chosen: every type, including types added later."),
     )
     active = models.BooleanField(_("active"), default=True)
-    description = models.CharField(_("description"), max_length=200, blank=True)
+    description = models.CharField(
+        _("note"),
+        max_length=200,
+        blank=True,
+        help_text=_("Who receives it and why; shown in lists."),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
