@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "accounts",
     "events",
+    "webhooks",
     "concerts",
     "queueing",
     "reservations",
@@ -244,6 +245,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 5.0,
         "options": {"expires": 5},
     },
+    "webhooks-deliver": {
+        "task": "webhooks.tasks.deliver_webhooks",
+        "schedule": 5.0,
+        "options": {"expires": 5},
+    },
     "events-prune": {
         "task": "events.tasks.prune_events",
         "schedule": 3600.0,
@@ -388,4 +394,16 @@ LOGGING = {
 # --- Events (docs/events.md) ----------------------------------------------------------------
 # The channels the relay hands each event to: each `fan_out(event)` creates its own delivery
 # rows in the relay's transaction.
-EVENT_CHANNELS: list[str] = []
+EVENT_CHANNELS: list[str] = ["webhooks.channel.fan_out"]
+
+# --- Webhooks (docs/webhooks.md) ------------------------------------------------------------
+# Endpoint URLs must resolve to public addresses (SSRF), checked when an endpoint is saved and
+# at each delivery; true allows loopback and private networks (development, tests).
+WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", False)
+# Seconds a delivery waits for the connection and for each read of the answer.
+WEBHOOK_TIMEOUT_SECONDS = float(env("WEBHOOK_TIMEOUT_SECONDS", "5"))
+# A delivery is retried (exponential backoff, at most an hour apart) this long after its
+# first attempt, then marked failed.
+WEBHOOK_RETRY_HOURS = env_int("WEBHOOK_RETRY_HOURS", 24)
+# POSTs one delivery run keeps going at once (threads), at most 4 of them to one endpoint.
+WEBHOOK_WORKERS = env_int("WEBHOOK_WORKERS", 8)
