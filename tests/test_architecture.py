@@ -16,6 +16,7 @@ LAYER = {
     "config": 0,
     "accounts": 0,
     "events": 0,
+    "notifications": 0,
     "concerts": 1,
     "queueing": 2,
     "reservations": 3,
