@@ -131,7 +131,7 @@ def _cancelled(event: Event) -> dict:
                 "label": labels.get(seat["seat_id"], ""),
                 "price": format_won(seat["price"]),
                 "fee": format_won(seat["fee"]),
-                "refund": format_won(seat["refund"] + seat.get("booking_fee_refunded", 0)),
+                "refund": format_won(seat["refund"]),  # booking fee refunded included
             }
             for seat in payload["seats"]
         ],

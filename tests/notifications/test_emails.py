@@ -117,6 +117,10 @@ def test_a_customer_cancellation_mails_the_amounts_back(schedule, mailoutbox):
         assert format_won(cancellation.refund) in body
         assert format_won(cancellation.fee) in body
         assert format_won(cancellation.amount) in body
+    [item] = cancellation.items.all()
+    assert f"A-1-1: price ₩165,000, fee {format_won(item.fee)}, back {format_won(item.refund)}" in (
+        mail.body
+    )
     assert "the rest of your booking stands" in mail.body
 
 
