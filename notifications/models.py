@@ -53,7 +53,7 @@ class CustomerMessage(models.Model):
         _("channel"), max_length=10, choices=MessageChannel, default=MessageChannel.EMAIL
     )
     kind = models.CharField(_("kind"), max_length=30, choices=MessageKind)
-    to = models.CharField(_("to"), max_length=254)
+    to = models.CharField(_("recipient"), max_length=254)
     subject = models.CharField(_("subject"), max_length=200, blank=True)
     status = models.CharField(
         _("status"), max_length=10, choices=MessageStatus, default=MessageStatus.PENDING
