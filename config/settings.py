@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "accounts",
     "events",
     "webhooks",
+    "notifications",
     "concerts",
     "queueing",
     "reservations",
@@ -250,6 +251,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 5.0,
         "options": {"expires": 5},
     },
+    "notifications-send-due-messages": {
+        "task": "notifications.tasks.send_customer_messages",
+        "schedule": 15.0,
+        "options": {"expires": 15},
+    },
     "events-prune": {
         "task": "events.tasks.prune_events",
         "schedule": 3600.0,
@@ -394,7 +400,33 @@ LOGGING = {
 # --- Events (docs/events.md) ----------------------------------------------------------------
 # The channels the relay hands each event to: each `fan_out(event)` creates its own delivery
 # rows in the relay's transaction.
-EVENT_CHANNELS: list[str] = ["webhooks.channel.fan_out"]
+EVENT_CHANNELS: list[str] = [
+    "webhooks.channel.fan_out",  # integrators' endpoints (docs/webhooks.md)
+    "notifications.channel.fan_out",  # customer emails (docs/notifications.md)
+]
+
+# --- Email to customers (docs/notifications.md) ---------------------------------------------
+# The console in development and the run command (mail is printed by the worker), SMTP from
+# the environment in production; tests use Django's locmem outbox.
+EMAIL_BACKEND = env(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if IS_PRODUCTION
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+# Seconds per network operation of an SMTP send: a send must end well inside the sender's
+# lease (notifications.services.LEASE_MARGIN), or a second worker could send it too.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "no-reply@tickets.localhost")
+# SMS / KakaoTalk 알림톡: the class that sends them (notifications/sms.py); logging only until
+# a provider is wired in.
+SMS_SENDER = env("SMS_SENDER", "notifications.sms.LoggingSmsSender")
 
 # --- Webhooks (docs/webhooks.md) ------------------------------------------------------------
 # Endpoint URLs must resolve to public addresses (SSRF), checked when an endpoint is saved and

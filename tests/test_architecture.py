@@ -17,6 +17,7 @@ LAYER = {
     "accounts": 0,
     "events": 0,
     "webhooks": 0,
+    "notifications": 0,
     "concerts": 1,
     "queueing": 2,
     "reservations": 3,
