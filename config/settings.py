@@ -243,8 +243,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     "events-dispatch": {
         "task": "events.tasks.dispatch_events",
-        "schedule": 5.0,
-        "options": {"expires": 5},
+        "schedule": 2.0,
+        "options": {"expires": 2},
     },
     "webhooks-deliver": {
         "task": "webhooks.tasks.deliver_webhooks",
@@ -253,8 +253,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     "notifications-send-due-messages": {
         "task": "notifications.tasks.send_customer_messages",
-        "schedule": 15.0,
-        "options": {"expires": 15},
+        "schedule": 5.0,
+        "options": {"expires": 5},
     },
     "events-prune": {
         "task": "events.tasks.prune_events",

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from functools import cache
 
 from django.conf import settings
+from django.core.cache import cache as shared_cache
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -59,13 +60,27 @@ def event_record(
 
 
 def _request_dispatch_on_commit() -> None:
-    def request() -> None:
-        try:
-            import_string(RELAY_TASK).delay()
-        except Exception:  # the beat's pass dispatches it
-            logger.warning("Could not ask for the event relay", exc_info=True)
+    transaction.on_commit(lambda: task_request_soon(RELAY_TASK))
 
-    transaction.on_commit(request)
+
+# A task asked for within this many seconds of the last request is not asked again: during a
+# sale every payment commits an event, and one relay run takes them all in batches, where a
+# run per payment would spend the workers' CPU on claims that find one event each. What a
+# run misses, the next request or the beat's pass (every few seconds) takes.
+REQUEST_WINDOW_SECONDS = 1
+
+
+def task_request_soon(task_path: str) -> None:
+    """Ask a worker to run this task (no arguments) soon, at most once a REQUEST_WINDOW:
+    the relay and the channels' delivery runs, after the commit that gave them work. A
+    request that cannot be made is left to the beat."""
+    try:
+        if shared_cache.add(f"task-requested:{task_path}", 1, timeout=REQUEST_WINDOW_SECONDS):
+            import_string(task_path).delay()
+    except Exception:  # Redis or the broker is down: the beat's pass does it
+        logger.warning(
+            "Could not ask for %s; the beat's pass will run it", task_path, exc_info=True
+        )
 
 
 @cache

@@ -32,6 +32,7 @@ from django.utils.translation import gettext
 
 from accounts.models import User
 from config.audit import operator_history_record
+from events.services import task_request_soon
 
 from .content import Content, message_render
 from .models import CustomerMessage, MessageChannel, MessageStatus
@@ -53,12 +54,7 @@ BACKOFF = [timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30), ti
 
 def request_sending() -> None:
     """Ask a worker to send what is due (after a commit that made messages)."""
-    from .tasks import send_customer_messages
-
-    try:
-        send_customer_messages.delay()
-    except Exception:  # the beat's pass sends them
-        logger.warning("Could not ask for the customer messages to be sent", exc_info=True)
+    task_request_soon("notifications.tasks.send_customer_messages")
 
 
 def customer_messages_send(*, now: datetime | None = None, batch: int = SEND_BATCH) -> int:

@@ -35,9 +35,9 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from events.models import Event
+from events.services import task_request_soon
 
 from . import transport
 from .models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, secret_generate
@@ -110,10 +110,7 @@ def deliveries_request_on_commit() -> None:
 
 
 def _request_run() -> None:
-    try:
-        import_string(DELIVERY_TASK).delay()
-    except Exception:  # the beat's run delivers them
-        logger.warning("Could not ask for a webhook delivery run", exc_info=True)
+    task_request_soon(DELIVERY_TASK)
 
 
 # --- Claiming --------------------------------------------------------------------------------
