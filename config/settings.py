@@ -400,10 +400,11 @@ LOGGING = {
 # --- Events (docs/events.md) ----------------------------------------------------------------
 # The channels the relay hands each event to: each `fan_out(event)` creates its own delivery
 # rows in the relay's transaction.
-EVENT_CHANNELS: list[str] = [
-    "webhooks.channel.fan_out",  # integrators' endpoints (docs/webhooks.md)
-    "notifications.channel.fan_out",  # customer emails (docs/notifications.md)
-]
+# Integrators' endpoints (docs/webhooks.md) and customer emails (docs/notifications.md); an
+# empty EVENT_CHANNELS records and relays events without handing them to any channel.
+EVENT_CHANNELS = env_list(
+    "EVENT_CHANNELS", "webhooks.channel.fan_out,notifications.channel.fan_out"
+)
 
 # --- Email to customers (docs/notifications.md) ---------------------------------------------
 # The console in development and the run command (mail is printed by the worker), SMTP from
