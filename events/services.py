@@ -13,6 +13,7 @@ not at all. The channels deliver from their own rows, in order per aggregate.
 """
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import cache
@@ -70,10 +71,20 @@ def _request_dispatch_on_commit() -> None:
 REQUEST_WINDOW_SECONDS = 1
 
 
+_last_request: dict[str, float] = {}
+
+
 def task_request_soon(task_path: str) -> None:
     """Ask a worker to run this task (no arguments) soon, at most once a REQUEST_WINDOW:
     the relay and the channels' delivery runs, after the commit that gave them work. A
-    request that cannot be made is left to the beat."""
+    request that cannot be made is left to the beat.
+
+    Each process first checks its own clock (no round trip while it asked a moment ago),
+    then the shared one in Redis (so that many processes together still ask about once)."""
+    now = time.monotonic()
+    if now - _last_request.get(task_path, -REQUEST_WINDOW_SECONDS) < REQUEST_WINDOW_SECONDS:
+        return
+    _last_request[task_path] = now
     try:
         if shared_cache.add(f"task-requested:{task_path}", 1, timeout=REQUEST_WINDOW_SECONDS):
             import_string(task_path).delay()

@@ -4,16 +4,15 @@ Called by the services in the transaction of the fact."""
 from django.utils import timezone
 
 from events.services import event_record
-from reservations.facts import performance_of, seats_of
-from reservations.models import Reservation, ReservationSeat
+from reservations.facts import performance_of
+from reservations.models import Reservation
 
 from .models import Cancellation, CancellationKind, LedgerEntry, Payment
 
 
-def payment_confirmed(
-    payment: Payment, reservation: Reservation, items: list[ReservationSeat]
-) -> None:
-    """`items`: the reservation's seats, with their seat rows (the payment has read them)."""
+def payment_confirmed(payment: Payment, reservation: Reservation, items: list[dict]) -> None:
+    """`items`: the reservation's seats as the payment read them (values(): seat_id, price,
+    booking_fee, seat__section, seat__row, seat__number, seat__grade)."""
     event_record(
         type="payment.confirmed",
         aggregate=("reservation", reservation.id),
@@ -23,7 +22,18 @@ def payment_confirmed(
             "customer_id": payment.user_id,
             "source": reservation.source,
             "performance": performance_of(reservation.schedule_id),
-            "seats": seats_of(items),
+            "seats": [
+                {
+                    "seat_id": item["seat_id"],
+                    "section": item["seat__section"],
+                    "row": item["seat__row"],
+                    "number": item["seat__number"],
+                    "grade": item["seat__grade"],
+                    "price": item["price"],
+                    "booking_fee": item["booking_fee"],
+                }
+                for item in items
+            ],
             "amount": payment.amount,
             "tickets_price": payment.amount - payment.booking_fee,
             "booking_fee": payment.booking_fee,

@@ -171,8 +171,18 @@ def payment_create(*, user: User, reservation_id: int, now: datetime | None = No
         concert_id = schedule.concert_id
 
         # Seats first: if they are gone, "top up your wallet" would be the wrong advice.
-        items = list(reservation.items.select_related("seat"))
-        seat_ids = [item.seat_id for item in items]
+        items = list(
+            reservation.items.values(
+                "seat_id",
+                "price",
+                "booking_fee",
+                "seat__section",
+                "seat__row",
+                "seat__number",
+                "seat__grade",
+            )
+        )
+        seat_ids = [item["seat_id"] for item in items]
         inventory.seats_sell(reservation=reservation, seat_ids=seat_ids, now=now)
         fees = reservation.booking_fee_total
         payment = Payment.objects.create(
