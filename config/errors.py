@@ -20,6 +20,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from .request_id import current_request_id
+
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS_ON_OUTAGE = 5
@@ -197,7 +199,13 @@ class IdempotencyInProgress(DomainError):
 
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict:
-    return {"error": {"code": code, "message": message, "details": details or {}}}
+    """The one error shape; `request_id` is the request's (config/request_id.py), when there
+    is a request (the schema's examples have none)."""
+    body = {"code": code, "message": message, "details": details or {}}
+    request_id = current_request_id.get()
+    if request_id is not None:
+        body["request_id"] = request_id
+    return {"error": body}
 
 
 # DRF's exceptions -> the catalog entry that answers them. Subclasses are matched by walking

@@ -89,6 +89,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.request_id.RequestIdMiddleware",
     "config.health.HealthCheckMiddleware",
     "config.edge.ApiBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -383,11 +384,24 @@ LOCAL_CACHE_SECONDS = env_int("LOCAL_CACHE_SECONDS", 2)
 # (concerts/cache.py) and never kept past the first hold that expires; this bounds the rest.
 SEAT_MAP_CACHE_SECONDS = env_int("SEAT_MAP_CACHE_SECONDS", 60)
 
+# JSON lines in production (LOG_FORMAT=json|plain), each with the request id of the request or
+# task that wrote it (config/request_id.py).
+LOG_FORMAT = env("LOG_FORMAT", "json" if IS_PRODUCTION else "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "config.request_id.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"},
+        "json": {"()": "config.request_id.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO"},

@@ -36,7 +36,8 @@ def assert_error_shape(response, status: int | None = None):
         assert response.status_code == status, response.content[:300]
     body = response.json()
     assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
+    assert set(body["error"]) == {"code", "message", "details", "request_id"}
+    assert body["error"]["request_id"] == response["X-Request-ID"]
     assert isinstance(body["error"]["code"], str) and body["error"]["code"]
     assert isinstance(body["error"]["details"], dict)
     return body["error"]

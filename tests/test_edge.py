@@ -109,7 +109,9 @@ def proxy(gunicorn, tmp_path_factory):
 
 def error_of(body: bytes) -> dict:
     parsed = json.loads(body)
-    assert set(parsed) == {"error"} and set(parsed["error"]) == {"code", "message", "details"}
+    assert set(parsed) == {"error"}
+    assert set(parsed["error"]) == {"code", "message", "details", "request_id"}
+    assert parsed["error"]["request_id"]
     return parsed["error"]
 
 

@@ -66,6 +66,7 @@ def test_api_errors_answer_in_korean_by_default_and_in_english_on_request(custom
         "code": "not_found",
         "message": "예매를 찾을 수 없습니다.",
         "details": {},
+        "request_id": korean["X-Request-ID"],
     }
     assert korean_kr.json()["error"]["message"] == "예매를 찾을 수 없습니다."
     assert english.json()["error"]["message"] == "Reservation not found."

@@ -120,6 +120,7 @@ def test_login_failures_do_not_say_which_part_was_wrong(api_client, email, passw
         "code": "invalid_credentials",
         "message": "Email or password is wrong.",
         "details": {},
+        "request_id": response["X-Request-ID"],
     }
 
 

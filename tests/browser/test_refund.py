@@ -26,12 +26,13 @@ def test_an_operator_confirms_a_refund_with_a_reason(operator_browser):
     Select(browser.find_element(By.NAME, "action")).select_by_value("refund")
     browser.find_element(By.NAME, "index").click()
 
+    reason = browser.find_element(By.NAME, "reason")  # waits for the confirmation page
     page = browser.find_element(By.TAG_NAME, "body").text
     assert "₩112,000" in page  # what will move (price and booking fee), before anything moves
     assert Payment.objects.get(id=payment.id).status == PaymentStatus.COMPLETED
 
     browser.find_elements(By.CSS_SELECTOR, '#content-main input[type="radio"]')[-1].click()
-    browser.find_element(By.NAME, "reason").send_keys("Show cancelled by the promoter")
+    reason.send_keys("Show cancelled by the promoter")
     browser.find_element(By.CSS_SELECTOR, '#content-main .submit-row [type="submit"]').click()
 
     assert "refund" in browser.find_element(By.CSS_SELECTOR, ".messagelist").text.lower()

@@ -128,6 +128,7 @@ def test_taken_seats_are_a_409_naming_them_and_nothing_is_held(customer, admit, 
         "code": "seats_unavailable",
         "message": "Some of these seats are already taken.",
         "details": {"seat_ids": [taken.id]},
+        "request_id": response["X-Request-ID"],
     }
     assert Seat.objects.get(id=seat_ids(schedule, 1)[0]).status == SeatStatus.AVAILABLE
     assert not Reservation.objects.filter(user=customer).exists()
