@@ -4,7 +4,7 @@ Called by the services in the transaction of the fact."""
 from django.utils import timezone
 
 from events.services import event_record
-from reservations.facts import performance_of
+from reservations.facts import performance_of, seat_payload
 from reservations.models import Reservation
 
 from .models import Cancellation, CancellationKind, LedgerEntry, Payment
@@ -23,15 +23,15 @@ def payment_confirmed(payment: Payment, reservation: Reservation, items: list[di
             "source": reservation.source,
             "performance": performance_of(reservation.schedule_id),
             "seats": [
-                {
-                    "seat_id": item["seat_id"],
-                    "section": item["seat__section"],
-                    "row": item["seat__row"],
-                    "number": item["seat__number"],
-                    "grade": item["seat__grade"],
-                    "price": item["price"],
-                    "booking_fee": item["booking_fee"],
-                }
+                seat_payload(
+                    seat_id=item["seat_id"],
+                    section=item["seat__section"],
+                    row=item["seat__row"],
+                    number=item["seat__number"],
+                    grade=item["seat__grade"],
+                    price=item["price"],
+                    booking_fee=item["booking_fee"],
+                )
                 for item in items
             ],
             "amount": payment.amount,

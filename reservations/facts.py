@@ -26,17 +26,34 @@ def performance_of(schedule_id: int) -> dict:
     }
 
 
+def seat_payload(
+    *, seat_id: int, section: str, row: int, number: int, grade: str, price: int, booking_fee=None
+) -> dict:
+    """A seat as every event names it (docs/events.md)."""
+    seat = {
+        "seat_id": seat_id,
+        "section": section,
+        "row": row,
+        "number": number,
+        "grade": grade,
+        "price": price,
+    }
+    if booking_fee is not None:
+        seat["booking_fee"] = booking_fee
+    return seat
+
+
 def seats_of(items: Sequence[ReservationSeat]) -> list[dict]:
     return [
-        {
-            "seat_id": item.seat_id,
-            "section": item.seat.section,
-            "row": item.seat.row,
-            "number": item.seat.number,
-            "grade": item.seat.grade,
-            "price": item.price,
-            "booking_fee": item.booking_fee,
-        }
+        seat_payload(
+            seat_id=item.seat_id,
+            section=item.seat.section,
+            row=item.seat.row,
+            number=item.seat.number,
+            grade=item.seat.grade,
+            price=item.price,
+            booking_fee=item.booking_fee,
+        )
         for item in items
     ]
 

@@ -379,14 +379,14 @@ def _publish(entry: WaitlistEntry, type: str, offer: Reservation | None, seats=N
     if seats is not None:
         payload |= {
             "seats": [
-                {
-                    "seat_id": seat.id,
-                    "section": seat.section,
-                    "row": seat.row,
-                    "number": seat.number,
-                    "grade": seat.grade,
-                    "price": seat.price,
-                }
+                facts.seat_payload(
+                    seat_id=seat.id,
+                    section=seat.section,
+                    row=seat.row,
+                    number=seat.number,
+                    grade=seat.grade,
+                    price=seat.price,
+                )
                 for seat in sorted(seats, key=lambda seat: seat.id)
             ],
             "amount_due": offer.total_price + offer.booking_fee_total,
