@@ -20,13 +20,19 @@ from bench.harness.checks import invariant_checks
 from bench.harness.code import WORKTREE
 from bench.harness.data import create_customers
 from bench.harness.measure import Load, measure_reads
-from bench.harness.report import all_checks, evaluate_targets, markdown, write_report
+from bench.harness.report import (
+    all_checks,
+    evaluate_targets,
+    markdown,
+    propagation_markdown,
+    write_report,
+)
 from bench.harness.run import BenchRun
 from bench.harness.wrk import require_wrk
-from bench.rows import ceiling_and_queue, onsale, seat_map, writes
+from bench.rows import ceiling_and_queue, onsale, propagation, seat_map, writes
 
 DATABASE = "concerts_bench_suite"
-ROWS = ceiling_and_queue.ROWS + seat_map.ROWS + writes.ROWS + onsale.ROWS
+ROWS = ceiling_and_queue.ROWS + seat_map.ROWS + writes.ROWS + propagation.ROWS + onsale.ROWS
 # gunicorn sync workers. On the 2-core machine 2 and 3 workers tied and 4 lost (a sweep of
 # `--workers 2`, `3`, `4`, bench/README.md): the hot paths are CPU-bound Python with
 # sub-millisecond waits on MariaDB and Redis, so more processes than cores only add switching.
@@ -44,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     preparation: dict = {}
     rows: list[dict] = []
     sale: dict | None = None
+    probe: dict | None = None
     final_checks: list[dict] = []
 
     with BenchRun(
@@ -75,15 +82,19 @@ def main(argv: list[str] | None = None) -> int:
             scratch=run.tmp,
             preparation=preparation,
         )
+        probe_ctx = propagation.prepare(selected)
         crowd = onsale.prepare(seats=args.onsale_seats) if "on-sale" in selected else None
         connections.close_all()
         preparation["seconds"] = round(time.monotonic() - started, 1)
 
         # 2. the system, then the rows: reads, writes, the on-sale crowd
-        system = run.start_system(args.workers, proxy=not args.no_proxy)
+        system = run.start_system(args.workers, proxy=not args.no_proxy, nodes=args.web_nodes)
         rows += measure_reads(system, reads, load)
         for write_run in write_runs:  # (one by one: an abort keeps the runs measured so far)
             rows.append(writes.measure(system, write_run, load, DATABASE))
+        if probe_ctx is not None:
+            probe = propagation.run(probe_ctx, system)
+            connections.close_all()
         if crowd is not None:
             sale = onsale.run(
                 crowd,
@@ -109,10 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         "preparation": preparation,
         "rows": rows,
         "targets": evaluate_targets(rows),
+        "propagation": probe,
         "onsale": sale,
         "final_checks": final_checks,
     }
-    text = markdown(report, [onsale.markdown(sale)] if sale else [])
+    sections = [propagation_markdown(probe)] if probe else []
+    text = markdown(report, sections + ([onsale.markdown(sale)] if sale else []))
     write_report(report, text, RESULTS, args.output)
     print(text)
     return 1 if run.aborted or not all(c["ok"] for c in all_checks(report)) else 0
@@ -138,6 +151,7 @@ def make_customers(selected: set[str], scale: float, preparation: dict) -> list:
 def settings(args: argparse.Namespace, with_onsale: bool) -> dict:
     return {
         "workers": args.workers,
+        "web_nodes": args.web_nodes,
         "proxy": "none" if args.no_proxy else "nginx",
         "connections": args.connections,
         "read_seconds": args.duration,
@@ -159,7 +173,7 @@ def selected_rows(args: argparse.Namespace) -> set[str]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    families = (ceiling_and_queue, seat_map, writes, onsale)
+    families = (ceiling_and_queue, seat_map, writes, propagation, onsale)
     parser = argparse.ArgumentParser(
         prog="bin/bench",
         description=__doc__.split("\n\n")[0],
@@ -169,7 +183,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         + "\nexamples:\n"
         + "  bin/bench --skip-onsale --skip-writes         the read rows only\n"
         + "  bin/bench --only 'ceiling;payment' --code HEAD\n"
-        + "  bin/bench --only on-sale --onsale-users 100 --onsale-seats 60",
+        + "  bin/bench --only on-sale --onsale-users 100 --onsale-seats 60\n"
+        + "  bin/bench --only 'propagation;on-sale' --web-nodes 3 --workers 1",
     )
     add = parser.add_argument
     add(
@@ -192,6 +207,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add("--output", help="results/<output>.md and .json (default: suite)")
     add("--workers", type=int, default=WORKERS, help=f"gunicorn processes (default {WORKERS})")
+    add(
+        "--web-nodes",
+        type=int,
+        default=1,
+        help="gunicorn instances behind nginx, each on its own port with --workers processes, "
+        "as separate machines would run them (default 1), e.g. --web-nodes 3 --workers 1",
+    )
     add(
         "--no-proxy",
         action="store_true",
@@ -216,6 +238,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.output is None:
         args.output = "suite-only" if args.only else "suite"
+    if args.web_nodes > 1 and args.no_proxy:
+        parser.error("--web-nodes: several nodes need the proxy in front of them")
+    if args.web_nodes > 1 and args.profile:
+        parser.error("--profile follows one gunicorn: use it with one web node")
     if "on-sale" in args.profile:
         parser.error("--profile: the on-sale crowd cannot be profiled, only the wrk rows")
     return args

@@ -44,7 +44,9 @@ def render(
     host:port of each gunicorn. `read_timeout` replaces the template's proxy_read_timeout
     (tests of the 504 answer)."""
     folder.mkdir(parents=True, exist_ok=True)
-    servers = "\n    ".join(f"server {address} max_fails=0;" for address in upstreams)
+    # One line: the template's comments name the placeholder too, and a line break there
+    # would end the comment.
+    servers = " ".join(f"server {address} max_fails=0;" for address in upstreams)
     site = TEMPLATE.read_text()
     if read_timeout is not None:
         site = site.replace("proxy_read_timeout 30s;", f"proxy_read_timeout {read_timeout};")

@@ -183,6 +183,17 @@ def test_no_gunicorn_answering_is_a_503_with_retry_after(tmp_path):
     assert error_of(body)["code"] == "service_unavailable"
 
 
+def test_several_web_nodes_and_one_of_them_down(gunicorn, tmp_path):
+    """The proxy in front of several gunicorns (bin/bench --web-nodes): a node that refuses
+    connections costs no request, the others answer every one."""
+    up, down = f"127.0.0.1:{gunicorn}", [f"127.0.0.1:{free_port()}" for _ in range(2)]
+    with Nginx(folder=tmp_path, listen=free_port(), upstreams=[down[0], up, down[1]]) as nginx:
+        wait_for(nginx.listen)
+        statuses = [request(nginx.listen, "GET", "/api/v1/concerts")[0] for _ in range(12)]
+
+    assert statuses == [200] * 12
+
+
 def test_an_answer_that_takes_too_long_is_a_504(tmp_path):
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))

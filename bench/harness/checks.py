@@ -7,8 +7,10 @@ A check is {"check": what, "value": measured, "expected": wanted, "ok": value ==
 from __future__ import annotations
 
 
-def check(name: str, value, expected) -> dict:
-    return {"check": name, "value": value, "expected": expected, "ok": value == expected}
+def check(name: str, value, expected, *, ok: bool | None = None) -> dict:
+    """`ok`: when `expected` is a bound rather than a value (e.g. "<= 2.5")."""
+    ok = value == expected if ok is None else ok
+    return {"check": name, "value": value, "expected": expected, "ok": ok}
 
 
 def invariant_checks(now=None) -> list[dict]:

@@ -29,22 +29,23 @@ GROUPS = ("gunicorn", "nginx", "celery", "redis", "mariadb")
 class CpuMeter:
     """Snapshots of CPU time: the machine's, and each group's (`cpu_delta` compares two).
 
-    gunicorn_pid, nginx_pid and celery_pids are the processes the run started; their children
-    (gunicorn's and nginx's workers, the Celery worker's pool) count with them, also the ones that ended in between
-    (a recycled worker). wrk is every child of this process that ended in between: measure
-    takes its snapshots so that wrk is the only one."""
+    gunicorn_pids (a master per web node), nginx_pid and celery_pids are the processes the run
+    started; their children (gunicorn's and nginx's workers, the Celery worker's pool) count
+    with them, also the ones that ended in between (a recycled worker). wrk is every child of
+    this process that ended in between: measure takes its snapshots so that wrk is the only
+    one."""
 
     def __init__(
         self,
         *,
-        gunicorn_pid: int | None,
+        gunicorn_pids: list[int],
         celery_pids: list[int],
         nginx_pid: int | None = None,
         database_url: str,
         redis_url: str,
     ):
         self.pids = {
-            "gunicorn": [gunicorn_pid] if gunicorn_pid else [],
+            "gunicorn": list(gunicorn_pids),
             "nginx": [nginx_pid] if nginx_pid else [],
             "celery": list(celery_pids),
             "redis": _listener_pids(redis_url, "Redis", default_port=6379),

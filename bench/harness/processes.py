@@ -164,12 +164,20 @@ class System:
         beat_schedule: Path,
         scratch: Path,
         proxy: bool = True,
+        nodes: int = 1,
     ):
+        if nodes > 1 and not proxy:
+            raise ValueError("several web nodes need the proxy in front of them")
         # Behind the proxy the client's address is the one it forwards (the signup throttle).
         self.env = {**env, "NUM_PROXIES": "1"} if proxy else env
-        self.gunicorn = Gunicorn(
-            env=self.env, workers=workers, log_path=logs / "suite-gunicorn.log", cwd=cwd
-        )
+        # `nodes` gunicorns of `workers` processes each, as separate machines would run them:
+        # each its own master, port and per-process caches; they share the database, Redis
+        # and one log file (each line is written whole, so the log checks see every node).
+        self.nodes = [
+            Gunicorn(env=self.env, workers=workers, log_path=logs / "suite-gunicorn.log", cwd=cwd)
+            for _ in range(nodes)
+        ]
+        self.gunicorn = self.nodes[0]  # the log file, and what --profile attaches to
         self.celery = Celery(
             env=self.env, log_path=logs / "suite-celery.log", cwd=cwd, beat_schedule=beat_schedule
         )
@@ -177,7 +185,7 @@ class System:
             Nginx(
                 folder=scratch / "nginx",
                 listen=_free_port(),
-                upstreams=[f"127.0.0.1:{self.gunicorn.port}"],
+                upstreams=[f"127.0.0.1:{node.port}" for node in self.nodes],
             )
             if proxy
             else None
@@ -191,12 +199,13 @@ class System:
     def start(self) -> None:
         for log_path in (self.gunicorn.log_path, self.celery.log_path):
             log_path.write_bytes(b"")  # each run's logs alone
-        self.gunicorn.start()
+        for node in self.nodes:
+            node.start()
         if self.nginx:
             self.nginx.start()
         self.celery.start()
         self.cpu = CpuMeter(
-            gunicorn_pid=self.gunicorn.proc.pid,
+            gunicorn_pids=[node.proc.pid for node in self.nodes],
             nginx_pid=self.nginx.process.pid if self.nginx else None,
             celery_pids=self.celery.pids(),
             database_url=self.env["DATABASE_URL"],
@@ -207,4 +216,5 @@ class System:
         self.celery.stop()
         if self.nginx:
             self.nginx.stop()
-        self.gunicorn.stop()
+        for node in self.nodes:
+            node.stop()

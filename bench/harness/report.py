@@ -52,6 +52,7 @@ def evaluate_targets(rows: list[dict]) -> list[dict]:
 
 def all_checks(report: dict) -> list[dict]:
     checks = [c for r in report["rows"] for c in r["checks"]] + report["final_checks"]
+    checks += (report.get("propagation") or {}).get("checks", [])
     return checks + (report["onsale"] or {}).get("checks", [])
 
 
@@ -93,12 +94,40 @@ def _header(report: dict) -> list[str]:
         f"({report['git']['dirty_files']} files changed in the working tree at start)",
         f"- command: `{report['command']}` ({report['elapsed_s']:.0f} s in all, "
         f"{report['preparation'].get('seconds', 0):.0f} s of it preparing data)",
-        f"- {'nginx in front of ' if s.get('proxy', 'none') != 'none' else ''}gunicorn: "
-        f"{s['workers']} sync workers, production settings; Celery worker + beat; "
+        f"- {'nginx in front of ' if s.get('proxy', 'none') != 'none' else ''}"
+        f"{_web(s)}, production settings; Celery worker + beat; "
         f"wrk with {s['connections']} connections: reads for {s['read_seconds']} s each after "
         f"{s['warmup_seconds']} s of warm-up, the best of {s['read_rounds']} rounds; "
         "writes a prepared list sent once",
     ]
+
+
+def _web(settings: dict) -> str:
+    nodes = settings.get("web_nodes", 1)
+    if nodes > 1:
+        return f"{nodes} gunicorn nodes of {settings['workers']} sync workers each"
+    return f"gunicorn: {settings['workers']} sync workers"
+
+
+def propagation_markdown(result: dict) -> str:
+    """The propagation probe (bench/rows/propagation.py) as a few lines."""
+    failed = [c for c in result["checks"] if not c["ok"]]
+    verdict = f"**{len(failed)} FAILED**" if failed else f"{len(result['checks'])} checks ok"
+    pause, resume = result["pause"], result["resume"]
+    return "\n".join(
+        [
+            f"### Propagation over {result['nodes']} web node(s) of "
+            f"{result['workers_per_node']} workers ({verdict})",
+            "",
+            f"- an operator's pause: the last stale answer came {pause['last_stale_s']} s after "
+            f"it (by node: {', '.join(map(str, pause['last_stale_by_node_s']))}); the resume: "
+            f"{resume['last_stale_s']} s; LOCAL_CACHE_SECONDS = {result['local_cache_seconds']}"
+            f" ({pause['answers'] + resume['answers']} polls sent to the nodes directly)",
+            f"- a seat held through the first node, then read on the others: "
+            f"{', '.join(map(str, result['seat_map']['seen_by_other_nodes']))}",
+        ]
+        + [f"- **FAILED** {c['check']}: {c['value']} ({c['expected']})" for c in failed]
+    )
 
 
 def _rows_table(rows: list[dict]) -> list[str]:

@@ -95,7 +95,7 @@ class BenchRun:
         self.meta = meta
         return self
 
-    def start_system(self, workers: int, proxy: bool = True) -> System:
+    def start_system(self, workers: int, proxy: bool = True, nodes: int = 1) -> System:
         """nginx, gunicorn and Celery (from the snapshot), stopped again on the way out."""
         system = System(
             env=self.server_env,
@@ -105,11 +105,17 @@ class BenchRun:
             beat_schedule=self.tmp / "celerybeat-schedule",
             scratch=self.tmp,
             proxy=proxy,
+            nodes=nodes,
         )
         self._systems.append(system)
         system.start()
         front = "nginx in front of " if proxy else ""
-        log(f"{front}gunicorn ({workers} workers) at {system.url}, Celery worker and beat up")
+        web = (
+            f"{nodes} gunicorn nodes of {workers} workers"
+            if nodes > 1
+            else f"gunicorn ({workers} workers)"
+        )
+        log(f"{front}{web} at {system.url}, Celery worker and beat up")
         return system
 
     def __exit__(self, exc_type, exc, tb) -> bool:
