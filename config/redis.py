@@ -216,6 +216,22 @@ def redis_client_for(url: str):
         raise ClusterUnavailable(f"Redis Cluster at {url} cannot be reached: {error}") from error
 
 
+_clients: dict[str, object] = {}
+_clients_lock = threading.Lock()
+
+
+def redis_client_cached(url: str):
+    """One client per URL and process, made on first use (so after gunicorn's fork). A
+    cluster that cannot be reached now raises ClusterUnavailable; the next call tries again."""
+    client = _clients.get(url)
+    if client is None:
+        with _clients_lock:
+            client = _clients.get(url)
+            if client is None:
+                client = _clients[url] = redis_client_for(url)
+    return client
+
+
 def _translated(error: Exception) -> Exception:
     if isinstance(error, CLUSTER_OUTAGES):
         unavailable = ClusterUnavailable(f"Redis Cluster unavailable: {error}")

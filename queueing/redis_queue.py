@@ -7,7 +7,6 @@ of them live in one cluster slot and each script touches one shard; a pipeline o
 several concerts (the operators' panel) goes to several shards, which `queue_pipeline()` does.
 """
 
-import threading
 from datetime import datetime
 
 from django.conf import settings
@@ -16,13 +15,11 @@ from redis.cluster import ClusterPipeline
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
-from config.redis import GuardedRedisCluster, redis_client_for
+from config.redis import GuardedRedisCluster, redis_client_cached
 
 from . import scripts
 
 _registered: dict[str, Script] = {}
-_own_clients: dict[str, object] = {}
-_own_clients_lock = threading.Lock()
 
 
 def queue_keys(concert_id: int) -> list[str]:
@@ -36,22 +33,9 @@ def queue_redis():
     """The raw Redis client of the queue. Unlike the cache, queue calls do fail when Redis is
     down: the exception handler answers 503 with Retry-After, and nothing was written to the
     database. A cluster's failover errors arrive as ConnectionErrors too (config/redis.py)."""
-    url = settings.QUEUE_REDIS_URL
-    if not url:
+    if not settings.QUEUE_REDIS_URL:
         return get_redis_connection("default")
-    client = _own_clients.get(url)
-    if client is None:
-        with _own_clients_lock:
-            client = _own_clients.get(url)
-            if client is None:
-                # Made on first use, in the process that uses it (after gunicorn's fork);
-                # a cluster that cannot be reached now raises, and the next call tries again.
-                client = _own_clients[url] = redis_client_for(url)
-    return client
-
-
-def queue_redis_is_separate() -> bool:
-    return bool(settings.QUEUE_REDIS_URL)
+    return redis_client_cached(settings.QUEUE_REDIS_URL)
 
 
 def queue_pipeline():

@@ -17,7 +17,10 @@ DEAD_CLUSTER_URL = "redis+cluster://127.0.0.1:1/"
 
 @pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory):
-    with LocalRedisCluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+    # A generous node timeout: a node starved of CPU for a moment on a busy test machine must
+    # not be failed over under the other tests. (The failover test has a quick one of its own.)
+    folder = tmp_path_factory.mktemp("redis-cluster")
+    with LocalRedisCluster(folder, node_timeout_ms=5_000) as cluster:
         yield cluster
 
 
