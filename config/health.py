@@ -6,7 +6,7 @@ from django.http import HttpRequest, JsonResponse
 from django_redis import get_redis_connection
 
 from .errors import RETRY_AFTER_SECONDS_ON_OUTAGE, error_body
-from .redis import redis_client_cached
+from .redis import GuardedRedisCluster, redis_client_cached
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +30,14 @@ def _redis_ok() -> bool:
 
 
 def _queue_redis_ok() -> bool:
-    """The queue's own Redis (QUEUE_REDIS_URL). On a cluster, PING goes to every primary:
-    while one shard fails over, its concerts' queue calls answer 503, and so does this."""
+    """The queue's own Redis (QUEUE_REDIS_URL). On a cluster, every primary is pinged: while
+    a shard has no primary that answers (a failover under way), its concerts' queue calls
+    answer 503, and so does this."""
     try:
-        return bool(redis_client_cached(settings.QUEUE_REDIS_URL).ping())
+        client = redis_client_cached(settings.QUEUE_REDIS_URL)
+        if isinstance(client, GuardedRedisCluster):
+            return bool(client.ping(target_nodes=GuardedRedisCluster.PRIMARIES))
+        return bool(client.ping())
     except Exception:
         logger.exception("Health check: the queue's Redis unreachable")
         return False

@@ -133,7 +133,7 @@ def poll(client, token):
 
 
 def test_when_a_primary_fails_its_replica_takes_over_and_customers_keep_their_places(
-    own_cluster,
+    own_cluster, client
 ):
     cluster = own_cluster
     concert, elsewhere = concerts_on_every_shard(cluster)[:2]
@@ -173,6 +173,7 @@ def test_when_a_primary_fails_its_replica_takes_over_and_customers_keep_their_pl
     assert set(others) == {200}
     # Afterwards: the replica serves the concert, and every place and session is as before.
     assert shard_of(cluster, concert.id) is replica
+    assert client.get("/healthz").json()["checks"]["queue_redis"] == "ok"
     after = [poll(c, t).json() for c, t in zip(customers, tokens, strict=True)]
     assert after == before
     assert [a["status"] for a in after] == ["admitted"] * 2 + ["waiting"] * 4
