@@ -1,10 +1,12 @@
 import logging
 
+from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django_redis import get_redis_connection
 
 from .errors import RETRY_AFTER_SECONDS_ON_OUTAGE, error_body
+from .redis import GuardedRedisCluster, redis_client_cached
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +29,23 @@ def _redis_ok() -> bool:
         return False
 
 
+def _queue_redis_ok() -> bool:
+    """The queue's own Redis (QUEUE_REDIS_URL). On a cluster, every primary is pinged: while
+    a shard has no primary that answers (a failover under way), its concerts' queue calls
+    answer 503, and so does this."""
+    try:
+        client = redis_client_cached(settings.QUEUE_REDIS_URL)
+        if isinstance(client, GuardedRedisCluster):
+            return bool(client.ping(target_nodes=GuardedRedisCluster.PRIMARIES))
+        return bool(client.ping())
+    except Exception:
+        logger.exception("Health check: the queue's Redis unreachable")
+        return False
+
+
 def healthz(request: HttpRequest) -> JsonResponse:
-    """200 when the database and Redis both answer, else 503 naming the one that did not."""
+    """200 when the database and Redis (and the queue's Redis, when it is a separate one)
+    answer, else 503 naming the one that did not."""
     if request.method not in ("GET", "HEAD"):
         response = JsonResponse(
             error_body("method_not_allowed", f'Method "{request.method}" not allowed.'),
@@ -40,6 +57,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
         "database": "ok" if _database_ok() else "unreachable",
         "redis": "ok" if _redis_ok() else "unreachable",
     }
+    if settings.QUEUE_REDIS_URL:
+        checks["queue_redis"] = "ok" if _queue_redis_ok() else "unreachable"
     if all(state == "ok" for state in checks.values()):
         return JsonResponse({"status": "ok", "checks": checks})
     down = ", ".join(name for name, state in checks.items() if state != "ok")

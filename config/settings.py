@@ -176,6 +176,15 @@ REDIS_KEY_PREFIX = env("REDIS_KEY_PREFIX", "concerts")
 # costs queue-gated calls a quick 503 and every other call nothing.
 REDIS_SOCKET_TIMEOUT = float(env("REDIS_SOCKET_TIMEOUT", "0.5"))
 REDIS_CIRCUIT_OPEN_SECONDS = float(env("REDIS_CIRCUIT_OPEN_SECONDS", "2"))
+# The waiting room's Redis, when it is not the one above (docs/deployment.md): empty = the
+# queue uses REDIS_URL's server, as the cache does; `redis://host:port/0` = a standalone Redis
+# of its own; `redis+cluster://host1:port1,host2:port2/` = a Redis Cluster (startup nodes).
+# The cache and the Celery broker stay on REDIS_URL: Celery cannot use a cluster.
+QUEUE_REDIS_URL = env("QUEUE_REDIS_URL", "")
+if QUEUE_REDIS_URL:
+    from config.redis import redis_url_check
+
+    redis_url_check(QUEUE_REDIS_URL)  # a typo stops the start, not the first queue call
 
 
 def _redis_cache(*, ignore_exceptions: bool) -> dict:

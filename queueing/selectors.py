@@ -11,7 +11,7 @@ from concerts.models import Concert
 
 from .errors import QueueTokenInvalid, TokenProblem
 from .models import EndReason, QueueState
-from .redis_queue import queue_redis, run_script, to_ms
+from .redis_queue import queue_pipeline, run_script, to_ms
 from .scripts import POST_OPENING_BASE
 
 
@@ -104,7 +104,7 @@ class QueueStats:
 def queue_stats(*, concert_ids: list[int], now: datetime | None = None) -> dict[int, QueueStats]:
     """Live numbers for the operators' queue panel, one pipelined round trip for all."""
     now = now or timezone.now()
-    pipe = queue_redis().pipeline(transaction=False)
+    pipe = queue_pipeline()
     for concert_id in concert_ids:
         run_script("STATS", concert_id, [to_ms(now)], client=pipe)
     replies = pipe.execute()

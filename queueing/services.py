@@ -30,7 +30,7 @@ from events.services import event_record
 from . import scripts
 from .errors import QueueClosed, QueueTokenInvalid, TokenProblem
 from .models import EndReason, QueueAdmission, QueueState
-from .redis_queue import queue_redis, run_script, to_ms
+from .redis_queue import queue_pipeline, run_script, to_ms
 from .selectors import EntryUnknown, QueueStatus, queue_status, status_from_reply
 from .tokens import QueueToken, new_nonce, token_issue
 
@@ -306,7 +306,7 @@ def _queue_go_live(*, concert: Concert, now: datetime) -> None:
         .order_by("-admitted_at", "-id")
         .values_list("user_id", "nonce", "order", "admitted_until")
     )
-    pipe = queue_redis().pipeline(transaction=False)  # up to max_active sessions: one trip
+    pipe = queue_pipeline()  # up to max_active sessions: one trip
     for user_id, nonce, order, admitted_until in live:
         run_script(
             "RESTORE",

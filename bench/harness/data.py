@@ -119,12 +119,12 @@ def enter_queue(concert_id: int, user_ids) -> dict[int, int]:
     each user's order key in the line where the code under test signs it into the token."""
     from django.utils import timezone
 
-    from queueing.redis_queue import queue_redis, run_script, to_ms
+    from queueing.redis_queue import queue_pipeline, run_script, to_ms
 
-    client, now = queue_redis(), to_ms(timezone.now())
+    now = to_ms(timezone.now())
     user_ids, orders = list(user_ids), {}
     for start in range(0, len(user_ids), 1000):
-        pipe = client.pipeline(transaction=False)
+        pipe = queue_pipeline()
         batch = user_ids[start : start + 1000]
         for uid in batch:
             run_script("ENTER", concert_id, [uid, queue_nonce(uid), now, 0, 0], client=pipe)

@@ -182,18 +182,13 @@ def test_seat_map_refuses_a_token_of_another_concert(customer, customer_client, 
 
 
 def test_a_token_of_another_concert_is_refused_before_redis_is_asked(
-    customer, customer_client, schedule, settings
+    customer, customer_client, schedule, redis_down
 ):
     token = admitted_queue_token(user=customer, concert=ConcertFactory())
     seat_map(
         customer_client, schedule, admitted_queue_token(user=customer, concert=schedule.concert)
     )
-    dead = {
-        name: {**config, "LOCATION": "redis://127.0.0.1:1/0"}
-        for name, config in settings.CACHES.items()
-    }
-
-    with override_settings(CACHES=dead):
+    with redis_down():
         response = seat_map(customer_client, schedule, token)
 
     assert (response.status_code, error(response)["code"]) == (403, "queue_token_invalid")
@@ -234,14 +229,9 @@ def test_seat_map_refuses_an_admitted_session_that_ran_out(customer, customer_cl
     assert (response.status_code, error(response)["code"]) == (410, "queue_token_expired")
 
 
-def test_queue_calls_are_503_when_redis_is_down(customer_client, settings):
+def test_queue_calls_are_503_when_redis_is_down(customer_client, redis_down):
     concert = ConcertFactory()
-    dead = {
-        name: {**config, "LOCATION": "redis://127.0.0.1:1/0"}
-        for name, config in settings.CACHES.items()
-    }
-
-    with override_settings(CACHES=dead):
+    with redis_down():
         response = enter(customer_client, concert.id)
 
     assert response.status_code == 503
@@ -303,18 +293,13 @@ def test_a_token_with_non_ascii_digits_is_refused_not_a_crash(customer_client):
     assert (response.status_code, response.json()["error"]["code"]) == (403, "queue_token_invalid")
 
 
-def test_another_customers_token_is_refused_before_redis_is_asked(customer_client, settings):
+def test_another_customers_token_is_refused_before_redis_is_asked(customer_client, redis_down):
     """The token's MAC binds it to its customer: a stolen token is refused by the web
     process alone, so even with Redis unreachable the answer is 'invalid', not 503."""
     concert = ConcertFactory()
     token = enter(customer_client, concert.id).json()["token"]
     thief = client_for(UserFactory())
-    dead = {
-        name: {**config, "LOCATION": "redis://127.0.0.1:1/0"}
-        for name, config in settings.CACHES.items()
-    }
-
-    with override_settings(CACHES=dead):
+    with redis_down():
         response = thief.get("/api/v1/queue", HTTP_X_QUEUE_TOKEN=token)
 
     assert (response.status_code, error(response)["code"]) == (403, "queue_token_invalid")

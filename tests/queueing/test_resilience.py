@@ -5,7 +5,6 @@ Redis that cannot take a payment's slot release. The real SIGKILL/SIGSTOP runs a
 from datetime import timedelta
 
 import pytest
-from django.test import override_settings
 from django.utils import timezone
 
 from queueing.models import QueueAdmission
@@ -181,17 +180,12 @@ def test_a_paused_queue_reads_paused_with_the_place_kept():
     assert (status.state, status.position, status.eta_seconds) == ("paused", 1, None)
 
 
-def test_a_slot_release_redis_cannot_take_is_done_when_it_is_back(settings):
+def test_a_slot_release_redis_cannot_take_is_done_when_it_is_back(redis_down):
     concert = ConcertFactory(queue_max_active=1)
     ScheduleFactory(concert=concert)
     tokens = {u: queue_enter(concert_id=concert.id, user_id=u).token for u in (1, 2)}
     queue_admit_tick(concert=concert)
-    dead = {
-        name: {**config, "LOCATION": "redis://127.0.0.1:1/0"}
-        for name, config in settings.CACHES.items()
-    }
-
-    with override_settings(CACHES=dead):
+    with redis_down():
         queue_release(concert_id=concert.id, user_id=1)  # after a payment: must not raise
 
     assert QueueAdmission.objects.get(user_id=1).release_pending

@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from queueing.models import QueueAdmission
-from queueing.redis_queue import queue_keys, queue_redis, run_script, to_ms
+from queueing.redis_queue import queue_keys, queue_pipeline, queue_redis, run_script, to_ms
 from queueing.scripts import POST_OPENING_BASE
 from queueing.selectors import queue_stats
 from queueing.services import (
@@ -294,7 +294,7 @@ def test_positions_stay_right_with_a_hundred_thousand_waiting():
     orders = {}
     # Built fast: the same ENTER script, pipelined a thousand at a time.
     for first in range(1, 100_001, 1000):
-        pipe = client.pipeline(transaction=False)
+        pipe = queue_pipeline()
         for user_id in range(first, first + 1000):
             run_script(
                 "ENTER", concert.id, [user_id, f"{user_id:016x}", to_ms(now), 0, 0], client=pipe
@@ -391,8 +391,7 @@ def test_a_tick_can_let_ten_thousand_in_at_once():
     far bigger than what Lua's unpack() takes."""
     concert = ConcertFactory(queue_max_active=1_000_000, queue_admit_per_minute=3_000_000)
     now = timezone.now()
-    client = queue_redis()
-    pipe = client.pipeline(transaction=False)
+    pipe = queue_pipeline()
     for user_id in range(1, 10_001):
         run_script("ENTER", concert.id, [user_id, f"{user_id:016x}", to_ms(now), 0, 0], client=pipe)
     pipe.execute()
