@@ -124,6 +124,7 @@ def queue_now(*, concert: Concert, now: datetime) -> QueueNow | None:
             position=stats.waiting,
             active=stats.admitted,
             turnover_per_minute=stats.turnover_per_minute,
+            lag_seconds=stats.lag_seconds,
             concert=concert,
         )
     return QueueNow(

@@ -61,7 +61,6 @@ POLL_EARLY_FRACTION = 0.8
 POLL_EARLY_SLACK_MS = 1_000
 PAUSED_POLL_MS = 15_000  # while the operator holds admission (no ETA)
 ADMITTED_POLL_MS = 30_000
-PRE_OPENING_SPREAD_S = 10  # early arrivals come back just after opening, over this many seconds
 # The ETA's prior for a running session it has not seen end: it lasts its age plus this share
 # of what is left of the admitted session (docs/queue.md, "ETA"; tuned with bench/queue_sim.py).
 SESSION_PRIOR_SHARE = 0.7
@@ -149,22 +148,26 @@ end
 
 -- Slots freed per ms when every slot is taken (the tick keeps it; before the first tick, the
 -- prior): max_active / the estimated mean session length.
+-- and the lag (ms) of the sessions running now behind a steady state (a young cohort: right
+-- after opening every session has just begun, and the first ones end later than the steady
+-- pace says). Before the first tick, the prior.
 local function turnover(cfg)
-  return tonumber(redis.call('HGET', KEYS[6], 'turnover') or '')
-    or cfg.max_active / (SESSION_PRIOR_SHARE * cfg.admitted_ms)
+  local m = redis.call('HMGET', KEYS[6], 'turnover', 'lag')
+  local length = SESSION_PRIOR_SHARE * cfg.admitted_ms
+  return tonumber(m[1] or '') or cfg.max_active / length, tonumber(m[2] or '') or length / 2
 end
 
--- ms until the customer at `position` is admitted, with `active` sessions running: the first
--- places go in at the configured pace while slots are free; once they are all taken, at the
--- pace slots free up (never faster than the configured one).
+-- ms until the customer at `position` is admitted, with `active` sessions running: the
+-- places that find a free slot at the configured pace; those behind them at the pace slots
+-- free up (after the lag), or the configured pace if that is later.
 local function eta_ms(position, active, cfg)
   local pace = cfg.per_minute / 60000
-  local freeing = turnover(cfg)
+  local freeing, lag = turnover(cfg)
   local free = math.max(0, cfg.max_active - active)
-  if freeing >= pace or position <= free * pace / (pace - freeing) then
+  if freeing >= pace or position <= free then
     return position / pace
   end
-  return (position - free) / freeing
+  return math.max(position / pace, lag + (position - free) / freeing)
 end
 
 local function poll_interval(eta, cfg, now, user)
@@ -172,13 +175,19 @@ local function poll_interval(eta, cfg, now, user)
   if not cfg.opens_ms then
     ms = cfg.poll_cap_ms
   elseif now < cfg.opens_ms then
-    -- Nobody needs to poll before opening (abandonment starts then): come back just after
-    -- it, the early arrivals spread over a few seconds rather than all in one.
-    ms = cfg.opens_ms - now + ((tonumber(user) or 0) % PRE_OPENING_SPREAD_S) * 1000
+    -- Nobody needs to poll before opening (abandonment starts then): come back after it as
+    -- if told at opening, so the early arrivals come back spread as the line is.
+    ms = cfg.opens_ms - now + POLL_SHARE_OF_ETA * eta
   elseif cfg.paused then
     ms = PAUSED_POLL_MS
   else
     ms = POLL_SHARE_OF_ETA * eta
+  end
+  if ms >= cfg.poll_cap_ms then
+    -- Up to half less, varying by customer and second: customers who arrived in the same
+    -- burst would otherwise come back in the same few seconds every cap, a train of polls.
+    local spread = math.floor(cfg.poll_cap_ms / 2000) + 1
+    ms = cfg.poll_cap_ms - ((tonumber(user) or 0) * 7919 + math.floor(now / 1000)) % spread * 1000
   end
   ms = math.max(POLL_MIN_MS, math.min(cfg.poll_cap_ms, ms))
   return math.floor(ms / 1000) * 1000  -- whole seconds, as the answer says it
@@ -227,7 +236,7 @@ local function entry_status(user, nonce, now, mode, cfg)
       redis.call('ZADD', KEYS[2], abandon_clock(now), user)
     end
     local eta = nil
-    if not cfg.paused then
+    if not cfg.paused then  -- (before opening as at opening: for the interval, not shown)
       eta = eta_ms(rank + 1, redis.call('ZCOUNT', KEYS[3], '(' .. now, '+inf'), cfg)
     end
     local interval = poll_interval(eta, cfg, now, user)
@@ -497,13 +506,18 @@ local m = redis.call('HMGET', KEYS[6], 't0', 'n_live', 'sum_live', 'n_end', 'sum
 local t0 = tonumber(m[1] or '')
 local n_live, sum_live = tonumber(m[2] or '0'), tonumber(m[3] or '0')
 local n_end, sum_end = tonumber(m[4] or '0'), tonumber(m[5] or '0')
-local length = SESSION_PRIOR_SHARE * admitted_ms
+local length, mean_age = SESSION_PRIOR_SHARE * admitted_ms, 0
 if t0 and n_live + n_end > 0 then
   local ages = math.max(0, n_live * (now - t0) - sum_live)
   length = (sum_end + (1 - SESSION_PRIOR_SHARE) * ages
             + SESSION_PRIOR_SHARE * admitted_ms * n_live) / (n_live + n_end)
+  if n_live > 0 then mean_age = ages / n_live end
 end
-redis.call('HSET', KEYS[6], 'turnover', tostring(max_active / math.max(1000, length)))
+length = math.max(1000, length)
+-- Sessions of a steady line are on average at least half their length old; younger ones
+-- (all begun at opening) free their slots that much later.
+redis.call('HSET', KEYS[6], 'turnover', tostring(max_active / length),
+           'lag', tostring(math.max(0, length / 2 - mean_age)))
 
 -- (Appended one by one, not unpack()ed: Lua's stack takes some 8,000 values, and a big
 -- batch of admissions is twice that.)
@@ -525,13 +539,14 @@ end
 return 1
 """
 
-# -> {waiting, admitted (live), rate, turnover (slots freed per ms when all are taken)}
+# -> {waiting, admitted (live), rate, turnover (slots freed per ms when all are taken), lag ms}
 STATS = """
 return {
   redis.call('ZCARD', KEYS[1]),
   redis.call('ZCOUNT', KEYS[3], '(' .. ARGV[1], '+inf'),
   redis.call('HGET', KEYS[6], 'rate') or '0',
   redis.call('HGET', KEYS[6], 'turnover') or '0',
+  redis.call('HGET', KEYS[6], 'lag') or '0',
 }
 """
 

@@ -63,22 +63,23 @@ def settings_args(concert: Concert) -> list:
 
 
 def eta_seconds(
-    *, position: int, active: int, turnover_per_minute: float, concert: Concert
+    *, position: int, active: int, turnover_per_minute: float, lag_seconds: float, concert: Concert
 ) -> int | None:
     """The ETA of `position` as the entry scripts compute it (scripts.PRELUDE, eta_ms), for
     the operators' views, which read the line's numbers with STATS: the configured pace while
-    slots are free, then the turnover (slots freed a minute once all are taken)."""
+    slots are free, and once all are taken the turnover (slots freed a minute) after the
+    lag of a young cohort, whichever is later."""
     if concert.queue_paused:
         return None
     pace = concert.queue_admit_per_minute / 60
-    freeing = turnover_per_minute / 60 or concert.queue_max_active / (
-        scripts.SESSION_PRIOR_SHARE * concert.queue_admitted_minutes * 60
-    )
+    length = scripts.SESSION_PRIOR_SHARE * concert.queue_admitted_minutes * 60
+    if turnover_per_minute <= 0:  # no tick yet: the prior
+        turnover_per_minute, lag_seconds = concert.queue_max_active / length * 60, length / 2
+    freeing = turnover_per_minute / 60
+    seconds = position / pace
     free = max(0, concert.queue_max_active - active)
-    if freeing >= pace or position <= free * pace / (pace - freeing):
-        seconds = position / pace
-    else:
-        seconds = (position - free) / freeing
+    if freeing < pace and position > free:
+        seconds = max(seconds, lag_seconds + (position - free) / freeing)
     return max(1, math.ceil(seconds))
 
 
@@ -153,8 +154,10 @@ class QueueStats:
     waiting: int
     admitted: int
     rate_per_minute: float
-    # Slots freed a minute when every slot is taken (the ETA's turnover estimate).
+    # Slots freed a minute when every slot is taken (the ETA's turnover estimate), and the
+    # lag of the sessions running now behind a steady line.
     turnover_per_minute: float = 0.0
+    lag_seconds: float = 0.0
 
 
 def queue_stats(*, concert_ids: list[int], now: datetime | None = None) -> dict[int, QueueStats]:
@@ -170,8 +173,9 @@ def queue_stats(*, concert_ids: list[int], now: datetime | None = None) -> dict[
             admitted=int(admitted),
             rate_per_minute=float(rate) * 60,
             turnover_per_minute=float(turnover) * 60_000,
+            lag_seconds=float(lag) / 1000,
         )
-        for concert_id, (waiting, admitted, rate, turnover) in zip(
+        for concert_id, (waiting, admitted, rate, turnover, lag) in zip(
             concert_ids, replies, strict=True
         )
     }
