@@ -89,7 +89,9 @@ class Customer:
 @dataclass
 class Result:
     scenario: Scenario
-    samples: list[tuple[int, float, int, str]] = field(default_factory=list)  # t, eta s, user, phase
+    samples: list[tuple[int, float, int, str]] = field(
+        default_factory=list
+    )  # t, eta s, user, phase
     polls_per_second: dict[int, int] = field(default_factory=dict)
     bound_per_second: dict[int, float] = field(default_factory=dict)
     admitted_order: list[int] = field(default_factory=list)
@@ -118,8 +120,8 @@ def simulate(scenario: Scenario, *, concert_id: int | None = None) -> Result:
     _django()
     from concerts.models import Concert
     from queueing import scripts
-    from queueing.redis_queue import queue_keys, queue_redis, run_script, to_ms
     from queueing.models import QueueState
+    from queueing.redis_queue import queue_keys, queue_redis, run_script, to_ms
     from queueing.selectors import poll_cap_seconds, settings_args, status_from_reply
     from queueing.services import _tick
 

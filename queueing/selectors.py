@@ -10,10 +10,10 @@ from django.utils import timezone
 from accounts.models import User
 from concerts.models import Concert
 
+from . import scripts
 from .errors import QueuePollTooEarly, QueueTokenInvalid, TokenProblem
 from .models import EndReason, QueueState
 from .redis_queue import queue_redis, run_script, to_ms
-from . import scripts
 from .scripts import POST_OPENING_BASE
 
 

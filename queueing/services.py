@@ -36,8 +36,9 @@ from .tokens import QueueToken, new_nonce, token_issue
 
 logger = logging.getLogger(__name__)
 
-# After Redis lost a concert's line, nobody new is let in for this long: time enough for every
-# waiting customer to poll once (they are told to every few seconds) and be put back in order.
+# After Redis lost a concert's line, nobody new is let in for this long: time enough for the
+# customers near the door (told to poll every second or two) to poll once and be put back in
+# order; one told to poll in I seconds is at least 4 I seconds from the door (docs/queue.md).
 RESTORE_GRACE = timedelta(seconds=10)
 # Slots of paying customers that Redis could not free at once, freed per tick.
 PENDING_RELEASES_PER_TICK = 500

@@ -132,14 +132,17 @@ def test_polling_too_early_through_the_api_is_a_429_with_retry_after(customer, c
     assert set(body) == {"code", "message", "details", "request_id"}
 
 
-def test_a_refused_poll_costs_no_database_query(customer, customer_client, django_assert_num_queries):
+def test_a_refused_poll_costs_no_database_query(
+    customer, customer_client, django_assert_num_queries
+):
     concert = ConcertFactory(queue_max_active=1, queue_admit_per_minute=60)
     for user_id in range(1_000_000, 1_000_100):
         queue_enter(concert_id=concert.id, user_id=user_id)
     token = customer_client.post(f"/api/v1/concerts/{concert.id}/queue").json()["token"]
     client = client_for(customer)
-    client.credentials(HTTP_AUTHORIZATION=client._credentials["HTTP_AUTHORIZATION"],
-                       HTTP_X_QUEUE_TOKEN=token)
+    client.credentials(
+        HTTP_AUTHORIZATION=client._credentials["HTTP_AUTHORIZATION"], HTTP_X_QUEUE_TOKEN=token
+    )
 
     with django_assert_num_queries(0):
         response = client.get("/api/v1/queue")
@@ -265,7 +268,9 @@ def test_who_lost_an_unclaimed_slot_reads_why_and_can_enter_again(customer, cust
 
 
 def test_shoppers_never_exceed_max_active_while_unclaimed_slots_return():
-    concert = ConcertFactory(queue_max_active=5, queue_admit_per_minute=6_000, queue_claim_seconds=3)
+    concert = ConcertFactory(
+        queue_max_active=5, queue_admit_per_minute=6_000, queue_claim_seconds=3
+    )
     start = timezone.now().replace(microsecond=0)
     tokens = a_line(concert, 40, start)
     admitted_key = queue_keys(concert.id)[2]
@@ -281,7 +286,9 @@ def test_shoppers_never_exceed_max_active_while_unclaimed_slots_return():
         for user_id in set(range(2, 41, 2)) - claimed:
             if poll(concert, user_id, tokens[user_id], now, touch=False).state == "admitted":
                 claimed.add(user_id)
-                queue_leave(token=token_verify(tokens[user_id], user_id=user_id), user_id=user_id, now=now)
+                queue_leave(
+                    token=token_verify(tokens[user_id], user_id=user_id), user_id=user_id, now=now
+                )
     assert (unclaimed, len(claimed)) == (20, 20)
     assert QueueAdmission.objects.filter(concert=concert).count() == 40
 

@@ -25,12 +25,12 @@ from tests.concerts.factories import ConcertFactory, ScheduleFactory
 pytestmark = pytest.mark.django_db
 
 
-
 @pytest.fixture(autouse=True)
 def _poll_gate_off(settings):
     """These tests read positions many times at the same instant; the poll gate (429 for a
     poll before its time) has its own tests in test_polling.py."""
     settings.QUEUE_POLL_GATE = False
+
 
 def poll(concert, user_id, token, now=None, touch=True):
     return queue_poll(

@@ -19,12 +19,12 @@ from tests.concerts.factories import ConcertFactory
 from tests.concurrency import run_concurrently
 
 
-
 @pytest.fixture(autouse=True)
 def _poll_gate_off(settings):
     """These tests read positions many times at the same instant; the poll gate (429 for a
     poll before its time) has its own tests in test_polling.py."""
     settings.QUEUE_POLL_GATE = False
+
 
 def status_of(concert, user_id, token, now=None, touch=True):
     return queue_poll(
@@ -288,18 +288,23 @@ def test_when_every_slot_is_taken_the_eta_is_the_pace_at_which_sessions_end():
     queue_admit_tick(concert=concert, now=start)  # 1 and 2 in: every slot taken
 
     # Nobody has finished yet: each running session is expected to last 70 % of the 10
-    # admitted minutes (420 s), so 2 slots free up every 420 s: the 3rd (1st in line) 210 s.
+    # admitted minutes (420 s), so 2 slots free up every 420 s, one every 210 s; and both
+    # have just begun, so the first frees up half a session (210 s) later than in a steady
+    # line: the 3rd (1st in line) in 420 s.
     first = status_of(concert, 3, tokens[2], now=start)
-    assert (first.position, first.eta_seconds) == (1, 210)
+    assert (first.position, first.eta_seconds) == (1, 420)
 
     # Both leave after 60 s; 3 and 4 go in. Sessions seen: 60 + 60 s ended, two just begun
-    # (420 s each expected): 240 s on average, 2 slots -> one freed every 120 s.
+    # (420 s each expected): 240 s on average, 2 slots -> one freed every 120 s, and the
+    # running ones, just begun, are half of that behind a steady line: 120 + 120 s.
     later = start + timedelta(seconds=60)
     for user_id in (1, 2):
-        queue_leave(token=token_verify(tokens[user_id - 1], user_id=user_id), user_id=user_id, now=later)
+        queue_leave(
+            token=token_verify(tokens[user_id - 1], user_id=user_id), user_id=user_id, now=later
+        )
     queue_admit_tick(concert=concert, now=later)
     fifth = status_of(concert, 5, tokens[4], now=later)
-    assert (fifth.position, fifth.eta_seconds) == (1, 120)
+    assert (fifth.position, fifth.eta_seconds) == (1, 240)
 
 
 @pytest.mark.django_db
