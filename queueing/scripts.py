@@ -167,7 +167,8 @@ local function eta_ms(position, active, cfg)
   if freeing >= pace or position <= free then
     return position / pace
   end
-  return math.max(position / pace, lag + (position - free) / freeing)
+  -- (- 0.5: on average a slot is already half-way to freeing up when the lag is 0)
+  return math.max(position / pace, lag + (position - free - 0.5) / freeing)
 end
 
 local function poll_interval(eta, cfg, now, user)

@@ -79,7 +79,7 @@ def eta_seconds(
     seconds = position / pace
     free = max(0, concert.queue_max_active - active)
     if freeing < pace and position > free:
-        seconds = max(seconds, lag_seconds + (position - free) / freeing)
+        seconds = max(seconds, lag_seconds + (position - free - 0.5) / freeing)
     return max(1, math.ceil(seconds))
 
 

@@ -211,11 +211,10 @@ def test_seat_map_tells_a_waiting_customer_where_they_stand(customer_client, sch
 
     assert response.status_code == 403
     assert error(response)["code"] == "queue_not_admitted"
-    # First in line, but the only slot's session must end first: the ETA's prior for a
-    # session it has not seen end is 70 % of the 10-minute admitted session (420 s), and a
-    # session that has just begun frees its slot half of that later than a steady line's.
+    # First in line, but the only slot's session must end first, and it has just begun: the
+    # ETA's prior for a session it has not seen end is 70 % of the 10-minute session.
     details = error(response)["details"]
-    assert details["position"] == 1 and 630 <= details["eta_seconds"] <= 635
+    assert details["position"] == 1 and 420 <= details["eta_seconds"] <= 425
 
 
 def test_seat_map_refuses_an_entry_that_has_ended(customer, customer_client, schedule):

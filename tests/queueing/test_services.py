@@ -288,15 +288,15 @@ def test_when_every_slot_is_taken_the_eta_is_the_pace_at_which_sessions_end():
     queue_admit_tick(concert=concert, now=start)  # 1 and 2 in: every slot taken
 
     # Nobody has finished yet: each running session is expected to last 70 % of the 10
-    # admitted minutes (420 s), so 2 slots free up every 420 s, one every 210 s; and both
-    # have just begun, so the first frees up half a session (210 s) later than in a steady
-    # line: the 3rd (1st in line) in 420 s.
+    # admitted minutes (420 s), so 2 slots free up every 420 s, one every 210 s (the next
+    # half of that away in a steady line); both have just begun, half a session (210 s)
+    # behind a steady line: the 3rd (1st in line) in 210 + 105 s.
     first = status_of(concert, 3, tokens[2], now=start)
-    assert (first.position, first.eta_seconds) == (1, 420)
+    assert (first.position, first.eta_seconds) == (1, 315)
 
     # Both leave after 60 s; 3 and 4 go in. Sessions seen: 60 + 60 s ended, two just begun
-    # (420 s each expected): 240 s on average, 2 slots -> one freed every 120 s, and the
-    # running ones, just begun, are half of that behind a steady line: 120 + 120 s.
+    # (420 s each expected): 240 s on average, 2 slots -> one freed every 120 s; the running
+    # ones, just begun, are 120 s behind a steady line: 120 + 60 s.
     later = start + timedelta(seconds=60)
     for user_id in (1, 2):
         queue_leave(
@@ -304,7 +304,7 @@ def test_when_every_slot_is_taken_the_eta_is_the_pace_at_which_sessions_end():
         )
     queue_admit_tick(concert=concert, now=later)
     fifth = status_of(concert, 5, tokens[4], now=later)
-    assert (fifth.position, fifth.eta_seconds) == (1, 240)
+    assert (fifth.position, fifth.eta_seconds) == (1, 180)
 
 
 @pytest.mark.django_db
