@@ -396,12 +396,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), action="append")
     parser.add_argument("--customers", type=int)
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--admitted-minutes", type=int, help="the admitted session's length")
     parser.add_argument("--json", type=Path, help="also write the reports here")
     args = parser.parse_args(argv)
     reports = []
     for name in args.scenario or sorted(SCENARIOS):
         scenario = SCENARIOS[name]
-        changes = {k: v for k, v in (("customers", args.customers), ("seed", args.seed)) if v}
+        given = {
+            "customers": args.customers,
+            "seed": args.seed,
+            "admitted_minutes": args.admitted_minutes,
+        }
+        changes = {k: v for k, v in given.items() if v}
         if changes:
             scenario = Scenario(**{**scenario.__dict__, **changes})
         reports.append(report(simulate(scenario)))
