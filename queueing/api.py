@@ -48,7 +48,8 @@ class QueueStatusSerializer(serializers.Serializer):
     poll_after_seconds = serializers.IntegerField(
         help_text="When to ask again, set by the server from your place: about a quarter of "
         "your ETA, from 1 s near the front to at most 60 s (less when the concert's abandon "
-        "time is short; before opening, just after opening). Polling as told keeps your place "
+        "time is short; before opening: after opening, by a quarter of the ETA your place will "
+        "have then). Polling as told keeps your place "
         "and never loses an admission: once admitted, the slot waits for your next poll plus "
         "the claim window (30 s by default). A poll before 80 % of the told interval (or the "
         "interval less 1 s, whichever is earlier) is refused with 429 queue_poll_too_early "
