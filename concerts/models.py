@@ -12,6 +12,7 @@ POSITIVE_SETTINGS = (
     "queue_admit_per_minute",
     "queue_admitted_minutes",
     "queue_abandon_after_seconds",
+    "queue_claim_seconds",
     "hold_minutes",
     "ticket_limit",
     "offer_minutes",
@@ -24,6 +25,7 @@ POSITIVE_SETTING_MESSAGES = {
     "queue_admit_per_minute": _("Admissions per minute must be at least 1."),
     "queue_admitted_minutes": _("The admitted session must last at least 1 minute."),
     "queue_abandon_after_seconds": _("Abandon after must be at least 1 second."),
+    "queue_claim_seconds": _("The claim window must be at least 1 second."),
     "hold_minutes": _("A hold must last at least 1 minute."),
     "ticket_limit": _("Tickets per customer and performance must be at least 1."),
     "offer_minutes": _("A waitlist offer must last at least 1 minute."),
@@ -71,6 +73,7 @@ QUEUE_SETTINGS_FIELDS = [
     "queue_admit_per_minute",
     "queue_admitted_minutes",
     "queue_abandon_after_seconds",
+    "queue_claim_seconds",
 ]
 
 
@@ -114,6 +117,15 @@ class Concert(models.Model):
         default=300,
         validators=AT_LEAST_ONE,
         help_text=_("A waiting customer who stops polling this long loses their place."),
+    )
+    queue_claim_seconds = models.PositiveIntegerField(
+        _("claim window (seconds)"),
+        default=30,
+        validators=AT_LEAST_ONE,
+        help_text=_(
+            "An admitted customer who neither polls nor views seats this long after they "
+            "were told to look again loses the slot to the next in line."
+        ),
     )
     queue_paused = models.BooleanField(
         _("admission paused"), default=False, help_text=_("Nobody new is let in while paused.")

@@ -27,7 +27,7 @@ from accounts.models import User
 from concerts.models import Concert, Schedule, Seat, SeatStatus
 from payments.models import Cancellation, LedgerEntry, Payment, Wallet
 from queueing.models import QueueAdmission
-from queueing.selectors import _eta_seconds, queue_stats
+from queueing.selectors import eta_seconds, queue_stats
 from reservations.models import (
     Reservation,
     ReservationSeat,
@@ -120,7 +120,13 @@ def queue_now(*, concert: Concert, now: datetime) -> QueueNow | None:
     if state == QueueState.ADMITTING and stats.waiting:
         # The formula customers are told their own ETA with (docs/queue.md, "ETA"), for
         # the last place in line: one truth for the customer and the operator.
-        eta = _eta_seconds(stats.waiting, stats.rate_per_minute / 60, stats.admitted, concert)
+        eta = eta_seconds(
+            position=stats.waiting,
+            active=stats.admitted,
+            turnover_per_minute=stats.turnover_per_minute,
+            lag_seconds=stats.lag_seconds,
+            concert=concert,
+        )
     return QueueNow(
         state=state,
         paused=concert.queue_paused,

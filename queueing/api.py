@@ -1,3 +1,5 @@
+import redis.exceptions
+from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -10,8 +12,8 @@ from . import services
 from .errors import QueueTokenInvalid
 from .gate import QUEUE_TOKEN_PARAMETER, queue_token_of, queue_token_require
 from .models import QueueState
-from .selectors import QueueStatus
-from .tokens import QueueToken
+from .selectors import QueueStatus, queue_poll_gate
+from .tokens import QueueToken, token_entry_unverified
 
 
 class QueueStatusSerializer(serializers.Serializer):
@@ -27,15 +29,32 @@ class QueueStatusSerializer(serializers.Serializer):
     ahead = serializers.IntegerField(allow_null=True, help_text="Customers ahead of you.")
     eta_seconds = serializers.IntegerField(
         allow_null=True,
-        help_text="Estimated wait: the configured pace while slots are free, then the pace "
-        "measured over the last minute. Null before opening, while paused, or while the line "
-        "has not moved for a minute.",
+        help_text="Estimated wait: the configured pace while slots are free, then the pace at "
+        "which shopping customers' sessions end (estimated from the sessions seen so far, "
+        "pessimistic until they end). Null before opening and while paused.",
     )
     admitted_until = serializers.DateTimeField(
         allow_null=True, help_text="When admitted: until when you may view seats and hold."
     )
     sale_opens_at = serializers.DateTimeField(allow_null=True)
-    poll_after_seconds = serializers.IntegerField(help_text="When to ask again.")
+    ended_reason = serializers.ChoiceField(
+        choices=["left", "done", "abandoned", "unclaimed", "expired"],
+        allow_null=True,
+        help_text="Once done or expired, why: left, done (paid), abandoned (stopped polling "
+        "while waiting), unclaimed (admitted, but did not poll or view seats within the claim "
+        "window: the slot went to the next in line), expired (the admitted session ran "
+        "out). Enter again to get a new place at the back of the line.",
+    )
+    poll_after_seconds = serializers.IntegerField(
+        help_text="When to ask again, set by the server from your place: about a quarter of "
+        "your ETA, from 1 s near the front to at most 60 s (less when the concert's abandon "
+        "time is short; before opening: after opening, by a quarter of the ETA your place will "
+        "have then). Polling as told keeps your place "
+        "and never loses an admission: once admitted, the slot waits for your next poll plus "
+        "the claim window (30 s by default). A poll before 80 % of the told interval (or the "
+        "interval less 1 s, whichever is earlier) is refused with 429 queue_poll_too_early "
+        "and Retry-After.",
+    )
 
 
 class QueueEntrySerializer(QueueStatusSerializer):
@@ -61,8 +80,8 @@ def status_payload(concert_id: int, status: QueueStatus) -> dict:
         "eta_seconds": status.eta_seconds,
         "admitted_until": _datetime(status.admitted_until),
         "sale_opens_at": _datetime(status.sale_opens_at),
-        # Waiting customers poll every few seconds; that is also what keeps their place.
-        "poll_after_seconds": 3 if waiting else 30,
+        "ended_reason": None if waiting else status.ended_because,
+        "poll_after_seconds": status.poll_after_seconds,
     }
 
 
@@ -74,7 +93,8 @@ _WAITING_EXAMPLE = {
     "eta_seconds": 307,
     "admitted_until": None,
     "sale_opens_at": "2026-12-01T20:00:00+09:00",
-    "poll_after_seconds": 3,
+    "ended_reason": None,
+    "poll_after_seconds": 60,
 }
 _ADMITTED_EXAMPLE = {
     **_WAITING_EXAMPLE,
@@ -132,6 +152,19 @@ def _previous_token(request) -> QueueToken | None:
 
 
 class QueueView(APIView):
+    def perform_authentication(self, request):
+        """A poll well before its time is refused before the customer is authenticated: one
+        Redis read and no database query, so a client polling too fast costs next to
+        nothing (docs/queue.md, "Polling")."""
+        if request.method == "GET" and settings.QUEUE_POLL_GATE:
+            entry = token_entry_unverified(queue_token_of(request))
+            if entry is not None:
+                try:
+                    queue_poll_gate(concert_id=entry[0], nonce=entry[1])
+                except redis.exceptions.RedisError:
+                    pass  # the poll itself says so (503), once the token has been checked
+        super().perform_authentication(request)
+
     def _token(self, request):
         return queue_token_require(queue_token_of(request), user_id=request.user.id)
 
@@ -139,12 +172,21 @@ class QueueView(APIView):
         operation_id="queue_status",
         summary="My place in the queue",
         description="Position, ahead, ETA and status of the entry named by X-Queue-Token. "
-        "Polling keeps a waiting entry alive: one that is not polled for the concert's "
-        "abandon time loses its place.",
+        "Poll again after `poll_after_seconds` (longer far back in line, every second or two "
+        "near the front): polling keeps a waiting entry alive (one that is not polled for the "
+        "concert's abandon time loses its place) and claims an admission (one not claimed "
+        "within the claim window goes to the next in line: `expired` with `ended_reason` "
+        "`unclaimed`). Polling much earlier than told is refused with 429 "
+        "`queue_poll_too_early` and `Retry-After`, checked before authentication.",
         parameters=[QUEUE_TOKEN_PARAMETER],
         responses={
             200: QueueStatusSerializer,
-            **error_responses("not_authenticated", "queue_token_invalid", "service_unavailable"),
+            **error_responses(
+                "not_authenticated",
+                "queue_token_invalid",
+                "queue_poll_too_early",
+                "service_unavailable",
+            ),
         },
         examples=[
             OpenApiExample("waiting", value=_WAITING_EXAMPLE, response_only=True),

@@ -41,10 +41,27 @@ class QueueTokenExpired(DomainError):
     status_code = status.HTTP_410_GONE
     code = "queue_token_expired"
     message = _("This queue entry has ended. Enter the queue again.")
-    example_details = {"state": "expired"}
+    example_details = {"state": "expired", "reason": "unclaimed"}
 
 
 class QueueClosed(DomainError):
     status_code = status.HTTP_409_CONFLICT
     code = "queue_closed"
     message = _("Ticket sales for this concert have not been announced yet.")
+
+
+class QueuePollTooEarly(DomainError):
+    """A waiting customer polled well before the poll_after_seconds they were told: refused
+    from one Redis read, before authentication (docs/queue.md, "Polling")."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    code = "queue_poll_too_early"
+    message = _("You polled the queue too early. Ask again after the time you were told.")
+    example_details = {"retry_after_seconds": 12}
+
+    @classmethod
+    def wait(cls, milliseconds: int) -> "QueuePollTooEarly":
+        seconds = max(1, -(-int(milliseconds) // 1000))
+        error = cls(details={"retry_after_seconds": seconds})
+        error.retry_after = seconds
+        return error

@@ -37,7 +37,8 @@ def queue_token_require(raw_token: str | None, *, user_id: int) -> QueueToken:
 
 
 def queue_require_admitted(*, raw_token: str | None, user_id: int, concert: Concert) -> None:
-    """The customer holds an admitted token of this concert's queue. One Redis call."""
+    """The customer holds an admitted token of this concert's queue. One Redis call, which
+    also claims an admission not claimed yet (the customer is here)."""
     token = queue_token_require(raw_token, user_id=user_id)
     status = queue_poll(concert=concert, user_id=user_id, token=token, touch=False)
     if status.state == QueueState.ADMITTED:
@@ -46,4 +47,4 @@ def queue_require_admitted(*, raw_token: str | None, user_id: int, concert: Conc
         raise QueueNotAdmitted(
             details={"position": status.position, "eta_seconds": status.eta_seconds}
         )
-    raise QueueTokenExpired(details={"state": status.state})
+    raise QueueTokenExpired(details={"state": status.state, "reason": status.ended_because})

@@ -24,10 +24,13 @@ class EndReason(models.TextChoices):
     LEFT = "left", _("Left")
     DONE = "done", _("Paid")
     ABANDONED = "abandoned", _("Stopped polling")
+    UNCLAIMED = "unclaimed", _("Admitted, but did not come within the claim window")
 
     @property
     def public_state(self) -> QueueState:
-        return QueueState.EXPIRED if self == EndReason.ABANDONED else QueueState.DONE
+        if self in (EndReason.ABANDONED, EndReason.UNCLAIMED):
+            return QueueState.EXPIRED
+        return QueueState.DONE
 
 
 class ConcertQueue(Concert):

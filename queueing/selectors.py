@@ -4,12 +4,14 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import User
 from concerts.models import Concert
 
-from .errors import QueueTokenInvalid, TokenProblem
+from . import scripts
+from .errors import QueuePollTooEarly, QueueTokenInvalid, TokenProblem
 from .models import EndReason, QueueState
 from .redis_queue import queue_pipeline, run_script, to_ms
 from .scripts import POST_OPENING_BASE
@@ -25,30 +27,60 @@ class QueueStatus:
     # Once ended: why, as the queue scripts recorded it (an EndReason, or "expired" for an
     # admitted session that ran out).
     ended_because: str | None = None
+    # When to ask again (the scripts' poll interval: docs/queue.md, "Polling").
+    poll_after_seconds: int = scripts.ADMITTED_POLL_MS // 1000
 
     @property
     def ahead(self) -> int | None:
         return None if self.position is None else self.position - 1
 
 
-def _eta_seconds(
-    position: int, measured_rate: float | None, active: int, concert: Concert
+# The longest a waiting customer is told to wait between polls, and how far inside the
+# concert's abandon time that must stay (polling as told never counts as abandonment).
+POLL_CAP_SECONDS = 60
+ABANDON_MARGIN_SECONDS = 5
+
+
+def poll_cap_seconds(concert: Concert) -> int:
+    """At most POLL_CAP_SECONDS, and at most the abandon time less a third of it (at least
+    ABANDON_MARGIN_SECONDS): 60 s for the default 300 s, 10 s for 15 s."""
+    abandon = concert.queue_abandon_after_seconds
+    return max(1, min(POLL_CAP_SECONDS, abandon - max(ABANDON_MARGIN_SECONDS, abandon // 3)))
+
+
+def settings_args(concert: Concert) -> list:
+    """The concert's queue settings as the entry scripts read them (scripts.settings_at)."""
+    opens = concert.sale_opens_at
+    return [
+        concert.queue_admit_per_minute,
+        concert.queue_max_active,
+        concert.queue_admitted_minutes * 60_000,
+        poll_cap_seconds(concert) * 1000,
+        "" if opens is None else to_ms(opens),
+        int(concert.queue_paused),
+        int(settings.QUEUE_POLL_GATE),
+    ]
+
+
+def eta_seconds(
+    *, position: int, active: int, turnover_per_minute: float, lag_seconds: float, concert: Concert
 ) -> int | None:
-    """Seconds until admission (docs/queue.md, "ETA"). While slots are free the line moves
-    at the configured pace, so the first `free` places are that far from the door; places
-    behind them wait for slots to free up, at the pace measured over the last minute. No
-    estimate while paused, or while the line has not moved for a minute (every slot taken,
-    nobody leaving): any number would be a guess."""
+    """The ETA of `position` as the entry scripts compute it (scripts.PRELUDE, eta_ms), for
+    the operators' views, which read the line's numbers with STATS: the configured pace while
+    slots are free, and once all are taken the turnover (slots freed a minute) after the
+    lag of a young cohort, whichever is later."""
     if concert.queue_paused:
         return None
-    configured = concert.queue_admit_per_minute / 60
+    pace = concert.queue_admit_per_minute / 60
+    length = scripts.SESSION_PRIOR_SHARE * concert.queue_admitted_minutes * 60
+    if turnover_per_minute <= 0:  # no tick yet: the prior
+        turnover_per_minute, lag_seconds = concert.queue_max_active / length * 60, length / 2
+    freeing = turnover_per_minute / 60
+    seconds = position / pace
     free = max(0, concert.queue_max_active - active)
-    if position <= free:
-        return max(1, math.ceil(position / configured))
-    rate = configured if measured_rate is None else measured_rate
-    if rate <= 0:
-        return None
-    return math.ceil(free / configured) + math.ceil((position - free) / rate)
+    if freeing < pace and position > free:
+        seconds = max(seconds, lag_seconds + (position - free - 0.5) / freeing)
+    return max(1, math.ceil(seconds))
 
 
 class EntryUnknown(Exception):
@@ -60,11 +92,26 @@ def queue_status(
     *, concert: Concert, user_id: int, nonce: str, now: datetime | None = None, touch: bool = True
 ) -> QueueStatus:
     """Where an entry stands, in one Redis call. A waiting customer's poll (`touch`) also
-    keeps their place: whoever stops polling is dropped after abandon_after_seconds.
+    keeps their place (whoever stops polling is dropped after abandon_after_seconds), and is
+    refused (QueuePollTooEarly) well before the time it was told. Any call claims an
+    admission not claimed yet.
     EntryUnknown when Redis has no entry of the customer (see services.queue_poll)."""
     now = now or timezone.now()
-    reply = run_script("STATUS", concert.id, [user_id, nonce, to_ms(now), int(touch)])
+    mode = "poll" if touch else "look"
+    reply = run_script(
+        "STATUS", concert.id, [user_id, nonce, to_ms(now), mode, *settings_args(concert)]
+    )
     return status_from_reply(reply, concert=concert, now=now)
+
+
+def queue_poll_gate(*, concert_id: int, nonce: str, now: datetime | None = None) -> None:
+    """QueuePollTooEarly if the entry `nonce` polls well before it was told to: one Redis
+    read and no database query, so a client polling too fast costs next to nothing. Runs
+    before the customer is authenticated; the nonce is the token's secret part."""
+    now = now or timezone.now()
+    wait_ms = int(run_script("POLL_GATE", concert_id, [nonce, to_ms(now)]))
+    if wait_ms > 0:
+        raise QueuePollTooEarly.wait(wait_ms)
 
 
 def status_from_reply(reply: list, *, concert: Concert, now: datetime) -> QueueStatus:
@@ -79,18 +126,26 @@ def status_from_reply(reply: list, *, concert: Concert, now: datetime) -> QueueS
         reason = reply[1].decode()
         state = EndReason(reason).public_state if reason in EndReason else QueueState.EXPIRED
         return QueueStatus(state=state, ended_because=reason, sale_opens_at=opens)
+    if kind == "early":
+        raise QueuePollTooEarly.wait(int(reply[1]))
     if kind == "admitted":
         until = datetime.fromtimestamp(int(float(reply[1])) / 1000, tz=UTC)
-        return QueueStatus(state=QueueState.ADMITTED, admitted_until=until, sale_opens_at=opens)
-    position, rate = int(reply[1]), float(reply[2]) if reply[2] else None
-    active = int(reply[3])
+        return QueueStatus(
+            state=QueueState.ADMITTED,
+            admitted_until=until,
+            sale_opens_at=opens,
+            poll_after_seconds=int(reply[2]) // 1000,
+        )
+    position, eta_ms, poll_ms = int(reply[1]), reply[2], int(reply[3])
     before_opening = opens is None or opens > now
+    eta = None if before_opening or not eta_ms else max(1, math.ceil(float(eta_ms) / 1000))
     return QueueStatus(
         state=QueueState.PAUSED if concert.queue_paused else QueueState.WAITING,
         # Before opening the order is not final for anyone, so no position is shown.
         position=None if before_opening else position,
-        eta_seconds=None if before_opening else _eta_seconds(position, rate, active, concert),
+        eta_seconds=eta,
         sale_opens_at=opens,
+        poll_after_seconds=poll_ms // 1000,
     )
 
 
@@ -99,6 +154,10 @@ class QueueStats:
     waiting: int
     admitted: int
     rate_per_minute: float
+    # Slots freed a minute when every slot is taken (the ETA's turnover estimate), and the
+    # lag of the sessions running now behind a steady line.
+    turnover_per_minute: float = 0.0
+    lag_seconds: float = 0.0
 
 
 def queue_stats(*, concert_ids: list[int], now: datetime | None = None) -> dict[int, QueueStats]:
@@ -110,9 +169,15 @@ def queue_stats(*, concert_ids: list[int], now: datetime | None = None) -> dict[
     replies = pipe.execute()
     return {
         concert_id: QueueStats(
-            waiting=int(waiting), admitted=int(admitted), rate_per_minute=float(rate) * 60
+            waiting=int(waiting),
+            admitted=int(admitted),
+            rate_per_minute=float(rate) * 60,
+            turnover_per_minute=float(turnover) * 60_000,
+            lag_seconds=float(lag) / 1000,
         )
-        for concert_id, (waiting, admitted, rate) in zip(concert_ids, replies, strict=True)
+        for concert_id, (waiting, admitted, rate, turnover, lag) in zip(
+            concert_ids, replies, strict=True
+        )
     }
 
 

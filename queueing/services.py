@@ -31,13 +31,14 @@ from . import scripts
 from .errors import QueueClosed, QueueTokenInvalid, TokenProblem
 from .models import EndReason, QueueAdmission, QueueState
 from .redis_queue import queue_pipeline, run_script, to_ms
-from .selectors import EntryUnknown, QueueStatus, queue_status, status_from_reply
+from .selectors import EntryUnknown, QueueStatus, queue_status, settings_args, status_from_reply
 from .tokens import QueueToken, new_nonce, token_issue
 
 logger = logging.getLogger(__name__)
 
-# After Redis lost a concert's line, nobody new is let in for this long: time enough for every
-# waiting customer to poll once (they are told to every few seconds) and be put back in order.
+# After Redis lost a concert's line, nobody new is let in for this long: time enough for the
+# customers near the door (told to poll every second or two) to poll once and be put back in
+# order; one told to poll in I seconds is at least 4 I seconds from the door (docs/queue.md).
 RESTORE_GRACE = timedelta(seconds=10)
 # Slots of paying customers that Redis could not free at once, freed per tick.
 PENDING_RELEASES_PER_TICK = 500
@@ -84,6 +85,7 @@ def queue_enter(
             to_ms(now),
             int(pre_opening),
             secrets.randbelow(scripts.POST_OPENING_BASE),
+            *settings_args(concert),
         ],
     )
     nonce = nonce.decode()
@@ -143,7 +145,15 @@ def _entry_restore(
     reply = run_script(
         "RESTORE",
         concert.id,
-        [user_id, token.nonce, token.order, to_ms(now), until_ms, concert.queue_max_active],
+        [
+            user_id,
+            token.nonce,
+            token.order,
+            to_ms(now),
+            until_ms,
+            concert.queue_max_active,
+            *settings_args(concert),
+        ],
     )
     return status_from_reply(reply, concert=concert, now=now)
 
@@ -151,7 +161,7 @@ def _entry_restore(
 def queue_leave(*, token: QueueToken, user_id: int, now: datetime | None = None) -> None:
     """The customer leaves the queue; an admitted customer's slot frees at once."""
     now = now or timezone.now()
-    reply = run_script("END", token.concert_id, [user_id, token.nonce, EndReason.LEFT])
+    reply = run_script("END", token.concert_id, [user_id, token.nonce, EndReason.LEFT, to_ms(now)])
     if reply[0] == b"invalid":
         raise QueueTokenInvalid.because(TokenProblem.REPLACED)
     # So that an entry Redis later loses is not put back: the customer left.
@@ -177,7 +187,7 @@ def queue_release(*, concert_id: int, user_id: int) -> None:
     not hold its answer up: if Redis cannot be reached (or the circuit to it is open), the
     release is recorded in the database and the next tick after Redis is back does it."""
     try:
-        run_script("END", concert_id, [user_id, "", EndReason.DONE])
+        run_script("END", concert_id, [user_id, "", EndReason.DONE, to_ms(timezone.now())])
     except redis.exceptions.RedisError:
         now = timezone.now()
         pending = QueueAdmission.objects.filter(
@@ -235,6 +245,7 @@ class TickResult:
     active: int
     waiting: int
     rate_per_second: float
+    unclaimed: int = 0  # admitted sessions that ended unclaimed at this tick
 
 
 def queue_admit_tick(*, concert: Concert, now: datetime | None = None) -> TickResult:
@@ -246,7 +257,13 @@ def queue_admit_tick(*, concert: Concert, now: datetime | None = None) -> TickRe
     if reply[0] == b"new":
         _queue_go_live(concert=concert, now=now)
         reply = _tick(concert, now)
-    admitted, active, waiting, rate, *let_in = reply
+    admitted, active, waiting, rate, unclaimed_count, *rest = reply
+    unclaimed, let_in = rest[:unclaimed_count], rest[unclaimed_count:]
+    if unclaimed:
+        # So that a line Redis later loses does not bring these sessions back.
+        QueueAdmission.objects.filter(
+            concert=concert, user_id__in=[int(user) for user in unclaimed], ended_at=None
+        ).update(ended_at=now)
     if let_in:
         until = now + timedelta(minutes=concert.queue_admitted_minutes)
         admissions = []
@@ -264,7 +281,11 @@ def queue_admit_tick(*, concert: Concert, now: datetime | None = None) -> TickRe
             )
         QueueAdmission.objects.bulk_create(admissions, ignore_conflicts=True)
     return TickResult(
-        admitted=admitted, active=active, waiting=waiting, rate_per_second=float(rate)
+        admitted=admitted,
+        active=active,
+        waiting=waiting,
+        rate_per_second=float(rate),
+        unclaimed=len(unclaimed),
     )
 
 
@@ -289,6 +310,7 @@ def _tick(concert: Concert, now: datetime) -> list:
             concert.queue_admit_per_minute,
             concert.queue_admitted_minutes * 60_000,
             abandon_after_ms,
+            concert.queue_claim_seconds * 1000,
         ],
     )
 
@@ -311,7 +333,15 @@ def _queue_go_live(*, concert: Concert, now: datetime) -> None:
         run_script(
             "RESTORE",
             concert.id,
-            [user_id, nonce, order, to_ms(now), to_ms(admitted_until), concert.queue_max_active],
+            [
+                user_id,
+                nonce,
+                order,
+                to_ms(now),
+                to_ms(admitted_until),
+                concert.queue_max_active,
+                *settings_args(concert),
+            ],
             client=pipe,
         )
     pipe.execute()
@@ -336,7 +366,7 @@ def queue_release_pending(*, limit: int = PENDING_RELEASES_PER_TICK) -> int:
         )[:limit]
     )
     for admission_id, concert_id, user_id in pending:
-        run_script("END", concert_id, [user_id, "", EndReason.DONE])
+        run_script("END", concert_id, [user_id, "", EndReason.DONE, to_ms(timezone.now())])
         QueueAdmission.objects.filter(id=admission_id).update(release_pending=False)
     return len(pending)
 

@@ -45,6 +45,15 @@ def token_issue(*, concert_id: int, user_id: int, nonce: str, order: int) -> str
     return f"{concert_id}.{nonce}.{order}.{_mac(concert_id, user_id, nonce, order)}"
 
 
+def token_entry_unverified(raw: str | None) -> tuple[int, str] | None:
+    """(concert id, nonce) of a well-formed token, its MAC not checked (that needs the
+    customer): for the poll gate, which runs before authentication and only reads."""
+    if not raw or len(raw) > 120:
+        return None
+    match = TOKEN_FORMAT.fullmatch(raw.strip())
+    return None if match is None else (int(match["concert"]), match["nonce"])
+
+
 def token_verify(raw: str | None, *, user_id: int) -> QueueToken:
     """The token, if well-formed and issued to `user_id`; else QueueTokenInvalid saying why."""
     if not raw or not raw.strip():

@@ -148,6 +148,7 @@ BREAKS = {
             "queue_admit_per_minute",
             "queue_admitted_minutes",
             "queue_abandon_after_seconds",
+            "queue_claim_seconds",
             "hold_minutes",
             "ticket_limit",
             "offer_minutes",

@@ -39,7 +39,6 @@ CANCEL_SHARE = float(os.environ.get("ONSALE_CANCEL_SHARE", "0.1"))
 WALK_AWAY_SHARE = float(os.environ.get("ONSALE_WALK_AWAY_SHARE", "0.1"))
 REPORT = os.environ.get("ONSALE_REPORT")
 
-POLL_CAP_SECONDS = 2.0  # poll at the server's poll_after_seconds, but at least this often
 RETURNS_WAIT_SECONDS = 2.0  # nothing on sale but seats held by others: look again after this
 QUICK_RETRIES = 3  # seats taken (409): re-read the map and try again at once this many times,
 BACKOFF_SECONDS = (0.5, 1.5)  # then pause this long (uniform) before each further try
@@ -53,7 +52,7 @@ EXPECTED = {
     "signup": {"201"},
     "charge": {"201"},
     "enter": {"200", "201"},
-    "poll": {"200"},
+    "poll": {"200", "429 queue_poll_too_early"},
     "seat map": {"200", "403 queue_not_admitted", "410 queue_token_expired"},
     "hold": {"201", "409 seats_unavailable", "403 queue_not_admitted", "410 queue_token_expired"},
     "pay": {"201", "410 hold_expired"},
@@ -157,11 +156,18 @@ class Customer(HttpUser):
         while body["status"] != "admitted":
             if body["status"] != "waiting":  # done or expired: this entry is over
                 self.done(f"error: queue entry {body['status']} while waiting")
-            pause = min(body["poll_after_seconds"], POLL_CAP_SECONDS)
-            gevent.sleep(pause * self.rng.uniform(0.8, 1.0))
-            status, key, body = self.call("poll", "GET", "/api/v1/queue", headers=queue_token)
+            # As told (a poll before 80 % of it is refused with 429, and then after Retry-After).
+            gevent.sleep(body["poll_after_seconds"] * self.rng.uniform(0.9, 1.0))
+            status, key, answer = self.call("poll", "GET", "/api/v1/queue", headers=queue_token)
+            if status == 429:
+                body = {
+                    **body,
+                    "poll_after_seconds": answer["error"]["details"]["retry_after_seconds"],
+                }
+                continue
             if status != 200:
                 self.done(f"error: poll {key}")
+            body = answer
         queue_waits.append(round(time.monotonic() - entered, 2))
         admitted.setdefault(self.number, time.time())
         return queue_token

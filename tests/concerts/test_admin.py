@@ -36,6 +36,7 @@ def test_operator_creates_a_concert_generates_seats_and_customers_see_them(
                 "queue_max_active": "100",
                 "queue_admit_per_minute": "300",
                 "queue_admitted_minutes": "10",
+                "queue_claim_seconds": "30",
                 "queue_abandon_after_seconds": "300",
                 "hold_minutes": "5",
                 "ticket_limit": "4",

@@ -76,6 +76,7 @@ def test_the_same_in_the_concerts_list_of_dates(operator_client):
         "queue_admit_per_minute",
         "queue_admitted_minutes",
         "queue_abandon_after_seconds",
+        "queue_claim_seconds",
         "hold_minutes",
         "ticket_limit",
         "offer_minutes",
@@ -182,6 +183,7 @@ def test_a_concert_setting_below_one_says_so_on_the_field(operator_client):
             "queue_max_active": "0",
             "queue_admit_per_minute": "1200",
             "queue_admitted_minutes": "8",
+            "queue_claim_seconds": "30",
             "queue_abandon_after_seconds": "120",
         },
     )

@@ -51,6 +51,7 @@ def test_operators_change_admission_settings(operator_client):
             "queue_max_active": "500",
             "queue_admit_per_minute": "1200",
             "queue_admitted_minutes": "8",
+            "queue_claim_seconds": "30",
             "queue_abandon_after_seconds": "120",
         },
     )
@@ -70,6 +71,7 @@ def test_admission_settings_must_be_positive(operator_client):
             "queue_max_active": "0",
             "queue_admit_per_minute": "1200",
             "queue_admitted_minutes": "8",
+            "queue_claim_seconds": "30",
             "queue_abandon_after_seconds": "120",
         },
     )
