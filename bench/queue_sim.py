@@ -121,7 +121,7 @@ def simulate(scenario: Scenario, *, concert_id: int | None = None) -> Result:
     from concerts.models import Concert
     from queueing import scripts
     from queueing.models import QueueState
-    from queueing.redis_queue import queue_keys, queue_redis, run_script, to_ms
+    from queueing.redis_queue import queue_keys, queue_pipeline, queue_redis, run_script, to_ms
     from queueing.selectors import poll_cap_seconds, settings_args, status_from_reply
     from queueing.services import _tick
 
@@ -208,7 +208,7 @@ def simulate(scenario: Scenario, *, concert_id: int | None = None) -> Result:
             batch = []
             while events and events[0][0] < start_ms + 1000:
                 batch.append(heapq.heappop(events))
-            pipe = client.pipeline(transaction=False)
+            pipe = queue_pipeline()
             sent = []
             for at_ms, _, kind, user in batch:
                 customer = customers[user]

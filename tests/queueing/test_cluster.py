@@ -124,7 +124,8 @@ def own_cluster():
     """A cluster of this test's own: it kills one of its primaries."""
     with tempfile.TemporaryDirectory(prefix="redis-cluster-failover-") as folder:
         with LocalRedisCluster(Path(folder)) as cluster:
-            with override_settings(QUEUE_REDIS_URL=cluster.url):
+            # The test polls as often as it likes, not as told: no 429s from the poll gate.
+            with override_settings(QUEUE_REDIS_URL=cluster.url, QUEUE_POLL_GATE=False):
                 yield cluster
 
 
@@ -175,7 +176,8 @@ def test_when_a_primary_fails_its_replica_takes_over_and_customers_keep_their_pl
     assert shard_of(cluster, concert.id) is replica
     assert client.get("/healthz").json()["checks"]["queue_redis"] == "ok"
     after = [poll(c, t).json() for c, t in zip(customers, tokens, strict=True)]
-    assert after == before
+    place = ("status", "position", "ahead", "admitted_until")  # (poll_after_seconds varies)
+    assert [{k: a[k] for k in place} for a in after] == [{k: b[k] for k in place} for b in before]
     assert [a["status"] for a in after] == ["admitted"] * 2 + ["waiting"] * 4
     assert [a["position"] for a in after[2:]] == [1, 2, 3, 4]
     # And the line moves on: a newcomer queues behind them, a leaver's slot goes to the next.
