@@ -43,7 +43,9 @@ EMAIL_PREFIX = "crowd-"
 
 CUSTOMERS = 20_000
 SEATS = 2_000
-CAP_SECONDS = 900  # from the opening; the run ends earlier (AFTER_SOLD_OUT_SECONDS)
+# From the opening; the run ends earlier (AFTER_SOLD_OUT_SECONDS). The current code took more
+# than 900 s to sell out (docs/performance.md): polls fill the server.
+CAP_SECONDS = 1200
 CONNECTIONS = 32  # the crowd's keep-alive connections to nginx, as wrk's in the other rows
 
 # Arrivals, as shares of the crowd over seconds from the opening.

@@ -27,7 +27,9 @@ import time
 import uuid
 from collections import Counter, defaultdict
 
-REQUEST_TIMEOUT_S = 120.0  # a request (with its wait for a connection) that takes longer fails
+# A request the server has not answered this long after it was sent fails ("timeout"); the
+# wait for a connection before it is not bounded (nginx answers 504 after 30 s itself).
+REQUEST_TIMEOUT_S = 60.0
 IDLE_CLOSE_S = 10.0  # a pooled connection idle this long is closed (nginx keeps 15 s)
 RETRY_AFTER_DEFAULT_S = 1.0  # a 429 or 503 without Retry-After
 ATTEMPTS = 5  # a request answered 429, 503 or not at all is sent this often at most
@@ -48,43 +50,52 @@ class Pool:
         self.stale_retries = 0
 
     async def request(self, method: str, path: str, headers: dict, body: bytes | None):
-        """Send one request; returns (status, headers, body, seconds waited for a slot)."""
+        """Send one request; returns (status, headers, body, seconds waited for a connection).
+        The wait for a connection is not bounded; the server's answer is (REQUEST_TIMEOUT_S)."""
         asked = time.monotonic()
         slot = await self.slots.get()
         waited = time.monotonic() - asked
+        kept = None
         try:
-            for attempt in range(2):
-                if slot is not None and time.monotonic() - slot[2] > IDLE_CLOSE_S:
-                    slot[1].close()
-                    slot = None
-                reused = slot is not None
-                if slot is None:
-                    reader, writer = await asyncio.open_connection(self.host, self.port)
-                    self.opened += 1
-                else:
-                    reader, writer, _ = slot
-                slot = None
-                try:
-                    writer.write(_request_bytes(method, path, headers, body, self.host))
-                    status, answer_headers, answer = await _read_response(reader)
-                except BaseException as error:
-                    writer.close()
-                    if not isinstance(error, ConnectionError | asyncio.IncompleteReadError):
-                        raise  # cancelled (the request's time ran out, or the run's)
-                    # The server closed an idle pooled connection as we wrote: nothing reached
-                    # it, send again once on a new connection.
-                    if reused and attempt == 0 and not getattr(error, "partial", b""):
-                        self.stale_retries += 1
-                        continue
-                    raise
-                if answer_headers.get("connection", "").lower() == "close":
-                    writer.close()
-                else:
-                    slot = (reader, writer, time.monotonic())
-                return status, answer_headers, answer, waited
-            raise ConnectionError("no answer")
+            status, answer_headers, answer, kept = await asyncio.wait_for(
+                self._send(slot, method, path, headers, body), REQUEST_TIMEOUT_S
+            )
+            return status, answer_headers, answer, waited
         finally:
-            self.slots.put_nowait(slot)
+            self.slots.put_nowait(kept)
+
+    async def _send(self, slot, method: str, path: str, headers: dict, body: bytes | None):
+        """The request on the slot's connection, or a new one. Returns the answer and the
+        connection to keep for the next request (None when it was closed)."""
+        for attempt in range(2):
+            if slot is not None and time.monotonic() - slot[2] > IDLE_CLOSE_S:
+                slot[1].close()
+                slot = None
+            reused = slot is not None
+            if slot is None:
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+                self.opened += 1
+            else:
+                reader, writer, _ = slot
+            slot = None
+            try:
+                writer.write(_request_bytes(method, path, headers, body, self.host))
+                status, answer_headers, answer = await _read_response(reader)
+            except BaseException as error:
+                writer.close()
+                if not isinstance(error, ConnectionError | asyncio.IncompleteReadError):
+                    raise  # cancelled: the answer's time ran out, or the run's
+                # The server closed an idle pooled connection as we wrote: nothing reached it,
+                # send again once on a new connection.
+                if reused and attempt == 0 and not getattr(error, "partial", b""):
+                    self.stale_retries += 1
+                    continue
+                raise
+            if answer_headers.get("connection", "").lower() == "close":
+                writer.close()
+                return status, answer_headers, answer, None
+            return status, answer_headers, answer, (reader, writer, time.monotonic())
+        raise ConnectionError("no answer")
 
     def close(self) -> None:
         while not self.slots.empty():
@@ -156,8 +167,8 @@ class Crowd:
         for attempt in range(ATTEMPTS):
             started = time.monotonic()
             try:
-                status, answer_headers, answer, waited = await asyncio.wait_for(
-                    self.pool.request(method, path, all_headers, raw), REQUEST_TIMEOUT_S
+                status, answer_headers, answer, waited = await self.pool.request(
+                    method, path, all_headers, raw
                 )
             except (TimeoutError, OSError, asyncio.IncompleteReadError) as error:
                 key = "timeout" if isinstance(error, asyncio.TimeoutError) else "connection error"
