@@ -25,7 +25,7 @@ import signal
 import sys
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 
 # A request the server has not answered this long after it was sent fails ("timeout"); the
 # wait for a connection before it is not bounded (nginx answers 504 after 30 s itself).
@@ -39,21 +39,43 @@ POLL_SLACK = (1.0, 1.1)  # poll at poll_after_seconds times this (never earlier 
 
 
 class Pool:
-    """Keep-alive HTTP/1.1 connections to one host:port, handed out first come, first served."""
+    """Keep-alive HTTP/1.1 connections to one host:port, handed out strictly first come, first
+    served: a released connection goes to the longest waiter, never to a request asked for
+    later (asyncio.Queue would let a customer's next call, asked for right after the last
+    answer, jump the line: seat map, hold and pay would skip the polls' wait)."""
 
     def __init__(self, host: str, port: int, size: int):
         self.host, self.port = host, port
-        self.slots: asyncio.Queue = asyncio.Queue()
-        for _ in range(size):
-            self.slots.put_nowait(None)  # a slot without an open connection yet
+        self.idle: deque = deque([None] * size)  # None: a slot without an open connection yet
+        self.waiters: deque[asyncio.Future] = deque()
         self.opened = 0
         self.stale_retries = 0
+
+    async def _acquire(self):
+        if self.idle and not self.waiters:
+            return self.idle.popleft()
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release(waiter.result())  # handed over as we were cancelled: pass it on
+            raise
+
+    def _release(self, slot) -> None:
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(slot)
+                return
+        self.idle.append(slot)
 
     async def request(self, method: str, path: str, headers: dict, body: bytes | None):
         """Send one request; returns (status, headers, body, seconds waited for a connection).
         The wait for a connection is not bounded; the server's answer is (REQUEST_TIMEOUT_S)."""
         asked = time.monotonic()
-        slot = await self.slots.get()
+        slot = await self._acquire()
         waited = time.monotonic() - asked
         kept = None
         try:
@@ -62,7 +84,7 @@ class Pool:
             )
             return status, answer_headers, answer, waited
         finally:
-            self.slots.put_nowait(kept)
+            self._release(kept)
 
     async def _send(self, slot, method: str, path: str, headers: dict, body: bytes | None):
         """The request on the slot's connection, or a new one. Returns the answer and the
@@ -98,8 +120,7 @@ class Pool:
         raise ConnectionError("no answer")
 
     def close(self) -> None:
-        while not self.slots.empty():
-            slot = self.slots.get_nowait()
+        for slot in self.idle:
             if slot is not None:
                 slot[1].close()
 
