@@ -26,7 +26,7 @@ from bench.harness.wrk import require_wrk
 from bench.rows import ceiling_and_queue, onsale, onsale_large, seat_map, writes
 
 DATABASE = "concerts_bench_suite"
-# The default run: every row but the on-sale at scale (~10 minutes alone: --onsale-large).
+# The default run: every row but the on-sale at scale (~12 minutes alone: --onsale-large).
 DEFAULT_ROWS = ceiling_and_queue.ROWS + seat_map.ROWS + writes.ROWS + onsale.ROWS
 ROWS = DEFAULT_ROWS + onsale_large.ROWS
 # gunicorn sync workers. On the 2-core machine 2 and 3 workers tied and 4 lost (a sweep of

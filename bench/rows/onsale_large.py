@@ -9,8 +9,8 @@ expire, some never come back once admitted).
 The crowd is onsale_large_crowd.py, an asyncio process of its own; the analysis (admission
 order, the shuffle before opening, the ETAs) is onsale_large_analysis.py. This module seeds
 the data, runs the crowd while it watches the seats and the queue, and then checks the
-database and reports. Not in the default `bin/bench` run (it takes ~10 minutes):
-`bin/bench --onsale-large`.
+database and reports. Not in the default `bin/bench` run (up to ~20 minutes on the current
+code): `bin/bench --onsale-large`.
 """
 
 from __future__ import annotations
@@ -54,13 +54,16 @@ START_DELAY_SECONDS = 5.0  # from writing the plan to the first arrival (the cro
 # What each customer means to do once admitted; plans are drawn at random with these shares.
 PLANS = (("pay", 0.80), ("cancel", 0.10), ("walk away", 0.07), ("no-show", 0.03))
 
-# The queue. Measured on the current code (docs/performance.md): with every waiting customer
-# polling every 3 s the server serves ~800-900 requests a second whatever the crowd asks, so
-# a request waits ~20 s for its turn, and an admitted customer (seat map, hold, pay: 3-4
-# calls) takes a minute or more to finish. 400 shopping at once then turn over ~5-7 a
-# second, and 2,000 seats need ~1,000 buyers: a sale of a few minutes. 600 admissions a
-# minute (10 a second) fill the 400 slots in the first 40 s after opening and let the line
-# move as fast as the slots free up afterwards. Both scale with --onsale-large-seats.
+# The queue, sized for a server that keeps up. 2,000 seats take ~1,000 admissions (2.5 seats a
+# buyer, a fifth of the admitted not buying); at 600 a minute (10 a second, the pace of a big
+# Korean on-sale's waiting room) that is under 2 minutes, and the walked-away holds come back
+# a minute later: a sale of a few minutes. 400 shopping at once fill in the first 40 s and
+# are a fifth of the buyers the seats need: enough contention for the good seats to matter,
+# not the whole crowd on one seat map. With answers in milliseconds a buyer is done in
+# seconds and admission stays rate-bound. On the current code the waiting customers' polls
+# (20,000 every 3 s asked for, ~500 a second served) fill the server, every call waits tens
+# of seconds for its turn, the slots stay taken for minutes, and the same sale takes far
+# longer (docs/performance.md). Both scale with --onsale-large-seats.
 MAX_ACTIVE_PER_2000_SEATS = 400
 ADMIT_PER_MINUTE_PER_2000_SEATS = 600
 QUEUE = {
@@ -525,10 +528,13 @@ def _checks(ctx: dict, db: dict, result: dict, admissions: list[dict]) -> list[d
             crowd_errors,
             {},
         ),
+        # Redis's own count (the sampler): the admissions' rows cannot say it exactly, their
+        # times are taken when a tick or a payment starts, not when the script frees or fills
+        # the slot (max_admitted_at_once.from_admissions, a few above max_active at times).
         check(
-            "customers shopping at once above max_active (sampled every 0.5 s; from the admissions)",
-            max(most["sampled"], most["from_admissions"]) > ctx["queue"]["queue_max_active"],
-            False,
+            "most customers shopping at once (Redis's count, sampled every 0.5 s) <= max_active",
+            most["sampled"] <= ctx["queue"]["queue_max_active"],
+            True,
         ),
         *(
             check(
