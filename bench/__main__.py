@@ -10,6 +10,7 @@ made (the database, the Redis keys under its prefix, its processes), also on Ctr
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import time
@@ -29,10 +30,12 @@ from bench.harness.report import (
 )
 from bench.harness.run import BenchRun
 from bench.harness.wrk import require_wrk
-from bench.rows import ceiling_and_queue, onsale, propagation, seat_map, writes
+from bench.rows import ceiling_and_queue, onsale, onsale_large, propagation, seat_map, writes
 
 DATABASE = "concerts_bench_suite"
-ROWS = ceiling_and_queue.ROWS + seat_map.ROWS + writes.ROWS + propagation.ROWS + onsale.ROWS
+# The default run: every row but the on-sale at scale (~12 minutes alone: --onsale-large).
+DEFAULT_ROWS = ceiling_and_queue.ROWS + seat_map.ROWS + writes.ROWS + propagation.ROWS + onsale.ROWS
+ROWS = DEFAULT_ROWS + onsale_large.ROWS
 # gunicorn sync workers. On the 2-core machine 2 and 3 workers tied and 4 lost (a sweep of
 # `--workers 2`, `3`, `4`, bench/README.md): the hot paths are CPU-bound Python with
 # sub-millisecond waits on MariaDB and Redis, so more processes than cores only add switching.
@@ -51,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     sale: dict | None = None
     probe: dict | None = None
+    large: dict | None = None
     final_checks: list[dict] = []
 
     with BenchRun(
@@ -84,6 +88,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         probe_ctx = propagation.prepare(selected)
         crowd = onsale.prepare(seats=args.onsale_seats) if "on-sale" in selected else None
+        big_crowd = (
+            onsale_large.prepare(
+                customers=args.onsale_large_customers,
+                seats=args.onsale_large_seats,
+                max_active=args.onsale_large_max_active,
+                admit_per_minute=args.onsale_large_admit_per_minute,
+            )
+            if "on-sale large" in selected
+            else None
+        )
         connections.close_all()
         preparation["seconds"] = round(time.monotonic() - started, 1)
 
@@ -105,6 +119,16 @@ def main(argv: list[str] | None = None) -> int:
                 seed=args.seed,
             )
             connections.close_all()
+        if big_crowd is not None:
+            large = onsale_large.run(
+                big_crowd,
+                system,
+                scratch=run.tmp,
+                cap_seconds=args.onsale_large_cap,
+                connections=args.onsale_large_connections,
+                seed=args.seed,
+            )
+            connections.close_all()
 
         # 3. the invariants once more, with nothing running that could still write
         system.stop()
@@ -116,16 +140,19 @@ def main(argv: list[str] | None = None) -> int:
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "elapsed_s": round(time.monotonic() - started, 1),
         "aborted": run.aborted,
-        "settings": settings(args, "on-sale" in selected),
+        "settings": settings(args, selected),
         "preparation": preparation,
         "rows": rows,
         "targets": evaluate_targets(rows),
         "propagation": probe,
         "onsale": sale,
+        "onsale_large": large,
         "final_checks": final_checks,
     }
     sections = [propagation_markdown(probe)] if probe else []
-    text = markdown(report, sections + ([onsale.markdown(sale)] if sale else []))
+    sections += [onsale.markdown(sale)] if sale else []
+    sections += [onsale_large.markdown(large)] if large else []
+    text = markdown(report, sections)
     write_report(report, text, RESULTS, args.output)
     print(text)
     return 1 if run.aborted or not all(c["ok"] for c in all_checks(report)) else 0
@@ -148,7 +175,8 @@ def make_customers(selected: set[str], scale: float, preparation: dict) -> list:
     return customers
 
 
-def settings(args: argparse.Namespace, with_onsale: bool) -> dict:
+def settings(args: argparse.Namespace, selected: set[str]) -> dict:
+    with_onsale, with_large = "on-sale" in selected, "on-sale large" in selected
     return {
         "workers": args.workers,
         "web_nodes": args.web_nodes,
@@ -160,11 +188,13 @@ def settings(args: argparse.Namespace, with_onsale: bool) -> dict:
         "write_requests": writes.sizes(args.scale),
         "onsale_users": args.onsale_users if with_onsale else None,
         "onsale_seats": args.onsale_seats if with_onsale else None,
+        "onsale_large_customers": args.onsale_large_customers if with_large else None,
+        "onsale_large_seats": args.onsale_large_seats if with_large else None,
     }
 
 
 def selected_rows(args: argparse.Namespace) -> set[str]:
-    selected = set(args.only or ROWS)
+    selected = set(args.only or DEFAULT_ROWS)
     if args.skip_writes:
         selected -= set(writes.ROWS)
     if args.skip_onsale:
@@ -173,7 +203,7 @@ def selected_rows(args: argparse.Namespace) -> set[str]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    families = (ceiling_and_queue, seat_map, writes, propagation, onsale)
+    families = (ceiling_and_queue, seat_map, writes, propagation, onsale, onsale_large)
     parser = argparse.ArgumentParser(
         prog="bin/bench",
         description=__doc__.split("\n\n")[0],
@@ -184,7 +214,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         + "  bin/bench --skip-onsale --skip-writes         the read rows only\n"
         + "  bin/bench --only 'ceiling;payment' --code HEAD\n"
         + "  bin/bench --only on-sale --onsale-users 100 --onsale-seats 60\n"
-        + "  bin/bench --only 'propagation;on-sale' --web-nodes 3 --workers 1",
+        + "  bin/bench --only 'propagation;on-sale' --web-nodes 3 --workers 1\n"
+        + "  bin/bench --onsale-large                      20,000 customers for 2,000 seats\n"
+        + "  bin/bench --onsale-large --onsale-large-customers 2000 --onsale-large-seats 200",
     )
     add = parser.add_argument
     add(
@@ -233,17 +265,63 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--onsale-users", type=int, default=onsale.USERS, help="Locust customers")
     add("--onsale-seats", type=int, default=onsale.SEATS, help="seats on sale (a multiple of 10)")
     add("--onsale-cap", type=int, default=onsale.CAP_SECONDS, help="longest on-sale run, seconds")
+    add(
+        "--onsale-large",
+        action="store_true",
+        help="the on-sale at scale alone (results/onsale-large unless --output); with --only, "
+        "added to those rows. Not in the default run",
+    )
+    add(
+        "--onsale-large-customers",
+        type=int,
+        default=onsale_large.CUSTOMERS,
+        help=f"the crowd at scale (default {onsale_large.CUSTOMERS:,})",
+    )
+    add(
+        "--onsale-large-seats",
+        type=int,
+        default=onsale_large.SEATS,
+        help=f"its seats, a multiple of 10 (default {onsale_large.SEATS:,}); the queue settings scale with them",
+    )
+    add(
+        "--onsale-large-max-active",
+        type=int,
+        help=f"customers shopping at once (default {onsale_large.MAX_ACTIVE_PER_2000_SEATS} per 2,000 seats)",
+    )
+    add(
+        "--onsale-large-admit-per-minute",
+        type=int,
+        help=f"admissions a minute (default {onsale_large.ADMIT_PER_MINUTE_PER_2000_SEATS} per 2,000 seats)",
+    )
+    add(
+        "--onsale-large-cap",
+        type=int,
+        default=onsale_large.CAP_SECONDS,
+        help="longest run of the crowd at scale, seconds after opening",
+    )
+    add(
+        "--onsale-large-connections",
+        type=int,
+        default=onsale_large.CONNECTIONS,
+        help=f"the crowd's keep-alive connections (default {onsale_large.CONNECTIONS})",
+    )
     add("--seed", type=int, default=1, help="for the random seats and the crowd's choices")
     add("--drop-stale", action="store_true", help=f"drop a {DATABASE} left by a crashed run")
     args = parser.parse_args(argv)
+    if args.onsale_large:
+        # The crowd polls as told, so the queue's poll gate stays on as in production (the
+        # status rows turn it off: they poll the same customers in a loop).
+        os.environ.setdefault("QUEUE_POLL_GATE", "true")
+        args.output = args.output or ("onsale-large" if not args.only else None)
+        args.only = [*(args.only or []), *onsale_large.ROWS]
     if args.output is None:
         args.output = "suite-only" if args.only else "suite"
     if args.web_nodes > 1 and args.no_proxy:
         parser.error("--web-nodes: several nodes need the proxy in front of them")
     if args.web_nodes > 1 and args.profile:
         parser.error("--profile follows one gunicorn: use it with one web node")
-    if "on-sale" in args.profile:
-        parser.error("--profile: the on-sale crowd cannot be profiled, only the wrk rows")
+    if {"on-sale", "on-sale large"} & set(args.profile):
+        parser.error("--profile: the on-sale crowds cannot be profiled, only the wrk rows")
     return args
 
 

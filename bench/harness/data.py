@@ -11,8 +11,9 @@ CUSTOMER_EMAIL_PREFIX = "bench-"
 MAX_ROWS_PER_SECTION = 100
 
 
-def create_customers(n: int) -> list[tuple[int, str]]:
-    """n customers with API tokens. Returns (user id, bearer token) of each."""
+def create_customers(n: int, *, prefix: str = CUSTOMER_EMAIL_PREFIX) -> list[tuple[int, str]]:
+    """n customers with API tokens, their emails <prefix><i>@example.com (one prefix per
+    call). Returns (user id, bearer token) of each."""
     from django.contrib.auth.hashers import make_password
     from rest_framework.authtoken.models import Token
 
@@ -20,16 +21,11 @@ def create_customers(n: int) -> list[tuple[int, str]]:
 
     password = make_password("bench-password")  # one hash for all (FAST_PASSWORD_HASHER)
     User.objects.bulk_create(
-        (
-            User(email=f"{CUSTOMER_EMAIL_PREFIX}{i}@example.com", password=password)
-            for i in range(n)
-        ),
+        (User(email=f"{prefix}{i}@example.com", password=password) for i in range(n)),
         batch_size=2000,
     )
     user_ids = (
-        User.objects.filter(email__startswith=CUSTOMER_EMAIL_PREFIX)
-        .order_by("id")
-        .values_list("id", flat=True)
+        User.objects.filter(email__startswith=prefix).order_by("id").values_list("id", flat=True)
     )
     tokens = [Token(key=secrets.token_hex(20), user_id=uid) for uid in user_ids]
     Token.objects.bulk_create(tokens, batch_size=2000)

@@ -53,6 +53,7 @@ def evaluate_targets(rows: list[dict]) -> list[dict]:
 def all_checks(report: dict) -> list[dict]:
     checks = [c for r in report["rows"] for c in r["checks"]] + report["final_checks"]
     checks += (report.get("propagation") or {}).get("checks", [])
+    checks += (report.get("onsale_large") or {}).get("checks", [])
     return checks + (report["onsale"] or {}).get("checks", [])
 
 
