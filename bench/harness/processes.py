@@ -167,6 +167,12 @@ class System:
     ):
         # Behind the proxy the client's address is the one it forwards (the signup throttle).
         self.env = {**env, "NUM_PROXIES": "1"} if proxy else env
+        if env.get("METRICS_TOKEN") and not env.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Metrics on (`METRICS_TOKEN=... bin/bench`): gunicorn and the Celery worker count
+            # into one folder of this run, as bin/run and production do (docs/metrics.md).
+            metrics_dir = scratch / "metrics"
+            metrics_dir.mkdir(parents=True, exist_ok=True)
+            self.env = {**self.env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
         self.gunicorn = Gunicorn(
             env=self.env, workers=workers, log_path=logs / "suite-gunicorn.log", cwd=cwd
         )
