@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import time
+from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -52,20 +53,33 @@ def _serve_worker_metrics(**kwargs) -> None:
     port = settings.METRICS_WORKER_PORT
     if not port or not settings.METRICS_TOKEN:
         return
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        # The worker serving its own counts owns its folder: a new worker starts from zero,
+        # before its pool processes fork (worker_init comes first), like gunicorn's master.
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        for leftover in Path(folder).glob("*.db"):
+            leftover.unlink(missing_ok=True)
+    else:
         logger.warning(
             "METRICS_WORKER_PORT is set without PROMETHEUS_MULTIPROC_DIR: only the worker's "
             "main process is counted (right for --pool=solo, not for a prefork pool)"
         )
+    worker_metrics_serve(bind=settings.METRICS_WORKER_BIND, port=port)
+    logger.info("Worker metrics on %s:%s/metrics", settings.METRICS_WORKER_BIND, port)
+
+
+def worker_metrics_serve(*, bind: str, port: int) -> WSGIServer:
+    """GET /metrics on bind:port from a daemon thread of this process (stop: shutdown())."""
     server = make_server(
-        settings.METRICS_WORKER_BIND,
+        bind,
         port,
         worker_metrics_app,
         server_class=_QuietThreadingServer,
         handler_class=_QuietHandler,
     )
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
-    logger.info("Worker metrics on %s:%s/metrics", settings.METRICS_WORKER_BIND, port)
+    return server
 
 
 def worker_metrics_app(environ, start_response):

@@ -9,7 +9,6 @@ import pytest
 from celery import shared_task
 from django.test import override_settings
 from django.utils import timezone
-from prometheus_client.parser import text_string_to_metric_families
 
 from concerts.models import Seat
 from events.models import Event
@@ -19,37 +18,10 @@ from reservations.models import Reservation
 from tests.accounts.factories import UserFactory
 from tests.concerts.factories import ScheduleFactory, SeatFactory
 from tests.conftest import client_for
+from tests.monitoring.conftest import MIDDLEWARE, TOKEN, scrape, value
 from tests.test_redis_outages import HungRedis
 
 pytestmark = pytest.mark.django_db
-
-TOKEN = "metrics-" + "k" * 40
-MIDDLEWARE = "monitoring.middleware.MetricsMiddleware"
-
-
-@pytest.fixture
-def metrics_on(settings):
-    """METRICS_TOKEN set, as settings.py does it: the middleware right after the request id."""
-    settings.METRICS_TOKEN = TOKEN
-    chain = [name for name in settings.MIDDLEWARE if name != MIDDLEWARE]
-    chain.insert(chain.index("config.request_id.RequestIdMiddleware") + 1, MIDDLEWARE)
-    settings.MIDDLEWARE = chain
-
-
-def scrape(client) -> dict[tuple[str, tuple], float]:
-    """{(sample name, sorted labels): value} of one authorised scrape."""
-    response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
-    assert response.status_code == 200, response.content
-    assert response["Content-Type"].startswith("text/plain")
-    samples = {}
-    for family in text_string_to_metric_families(response.content.decode()):
-        for sample in family.samples:
-            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return samples
-
-
-def value(samples, name: str, **labels) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 def test_without_a_token_there_is_no_metrics_path(api_client, settings):
@@ -278,3 +250,42 @@ def test_503s_are_counted_by_their_cause(api_client, customer_client, metrics_on
     assert value(during, "concerts_metrics_read_failed", part="queue") == 1
     assert value(during, "concerts_metrics_read_failed", part="database") == 0
     assert value(during, "concerts_seats", concert=str(schedule.concert_id), state="sold") == 0
+
+
+def test_a_worker_elsewhere_serves_its_task_counts_with_the_same_token(settings):
+    """METRICS_WORKER_PORT: the Celery worker's own /metrics (monitoring/worker.py)."""
+    import http.client
+
+    from monitoring.worker import worker_metrics_serve
+    from ops.servers import free_port
+
+    settings.METRICS_TOKEN = TOKEN
+    dispatch_events.apply()
+    port = free_port()
+    server = worker_metrics_serve(bind="127.0.0.1", port=port)
+
+    def get(path, authorization=None):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        headers = {"Authorization": authorization} if authorization else {}
+        try:
+            connection.request("GET", path, headers=headers)
+            response = connection.getresponse()
+            return response.status, response.read().decode()
+        finally:
+            connection.close()
+
+    try:
+        missing, wrong = get("/metrics"), get("/metrics", "Bearer nope")
+        elsewhere = get("/other", f"Bearer {TOKEN}")
+        status, text = get("/metrics", f"Bearer {TOKEN}")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert (missing[0], wrong[0], elsewhere[0]) == (401, 403, 404)
+    assert '"code": "permission_denied"' in wrong[1]
+    assert status == 200
+    assert (
+        'concerts_celery_task_runs_total{outcome="success",task="events.tasks.dispatch_events"}'
+        in text
+    )
