@@ -36,9 +36,7 @@ def test_every_series_the_dashboard_asks_for_is_served(api_client, customer_clie
     dispatch_events.apply()  # a task run counted
     text = scrape_text(api_client)
     served = {
-        sample.name
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
+        sample.name for family in text_string_to_metric_families(text) for sample in family.samples
     }
     # Series with no sample yet (no 503 so far, no hold of the concert) are still announced.
     served |= set(re.findall(r"^# HELP (\S+)", text, flags=re.MULTILINE))
