@@ -2,6 +2,7 @@
 holder may scrape, and a scrape after real API calls shows the requests and the sale's numbers
 as they are in the database and Redis."""
 
+import os
 import uuid
 from datetime import timedelta
 
@@ -289,3 +290,24 @@ def test_a_worker_elsewhere_serves_its_task_counts_with_the_same_token(settings)
         'concerts_celery_task_runs_total{outcome="success",task="events.tasks.dispatch_events"}'
         in text
     )
+
+
+def test_production_refuses_a_short_metrics_token_and_installs_the_middleware_with_a_long_one():
+    import subprocess
+    import sys
+
+    from tests.test_settings import ROOT, SAFE
+
+    def middleware_with(token: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-c", "from config import settings; print(settings.MIDDLEWARE[1])"],
+            cwd=ROOT,
+            env={**os.environ, **SAFE, "METRICS_TOKEN": token},
+            capture_output=True,
+            text=True,
+        )
+
+    short, long = middleware_with("too-short"), middleware_with(TOKEN)
+
+    assert short.returncode != 0 and "METRICS_TOKEN" in short.stderr
+    assert (long.returncode, long.stdout.strip()) == (0, MIDDLEWARE)
