@@ -7,10 +7,12 @@ under .local/. If any process dies, everything is stopped and the exit code says
 """
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -63,6 +65,7 @@ class Stack:
         # The system as customers meet it: errors in the API's JSON shape, not Django's debug
         # pages. DEBUG=true bin/run for those.
         self.env.setdefault("DEBUG", "false")
+        self.metrics_dir: str | None = None
 
     def start(self, name: str, argv: list[str]) -> subprocess.Popen:
         # Own session: Ctrl-C reaches only this supervisor, which then stops the children in
@@ -97,6 +100,17 @@ class Stack:
                 log(f"{name} did not stop in time; killing it")
                 process.kill()
                 process.wait()
+        if self.metrics_dir:
+            shutil.rmtree(self.metrics_dir, ignore_errors=True)
+
+    def share_metrics_dir(self) -> None:
+        """With METRICS_TOKEN set, web, worker and beat write their counts into one fresh
+        folder of this run (docs/metrics.md): the web's /metrics sums the Celery worker's task
+        counts too. Set before any of them starts (prometheus_client reads it on import)."""
+        if not self.env.get("METRICS_TOKEN") or self.env.get("PROMETHEUS_MULTIPROC_DIR"):
+            return
+        self.metrics_dir = tempfile.mkdtemp(prefix="concerts-metrics-")
+        self.env["PROMETHEUS_MULTIPROC_DIR"] = self.metrics_dir
 
     def start_embedded_redis(self) -> str:
         import redis
@@ -161,10 +175,23 @@ class Stack:
         gunicorn_env = {"BIND": f"127.0.0.1:{web_port}", "WEB_CONCURRENCY": "2", "WEB_THREADS": "4"}
         for key, value in gunicorn_env.items():
             self.env.setdefault(key, os.environ.get(key, value))
+        self.share_metrics_dir()
         web = self.start(
             "web",
             [str(BIN / "gunicorn"), "config.wsgi:application", "-c", "config/gunicorn.conf.py"],
         )
+        base = f"http://127.0.0.1:{web_port}"
+
+        def healthy() -> bool:
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=1) as response:
+                    return response.status == 200
+            except OSError:
+                return False
+
+        # The web first: its master empties the metrics folder as it starts, which must come
+        # before the worker writes there.
+        wait_until(healthy, seconds=30, what="web", process=web)
         self.start(
             "worker",
             [
@@ -190,21 +217,12 @@ class Stack:
                 str(LOCAL / "celerybeat-schedule"),
             ],
         )
-
-        base = f"http://127.0.0.1:{web_port}"
-
-        def healthy() -> bool:
-            try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=1) as response:
-                    return response.status == 200
-            except OSError:
-                return False
-
-        wait_until(healthy, seconds=30, what="web", process=web)
         log(
             f"Ready. API {base}/api/v1/concerts · Swagger UI {base}/api/docs/ · "
             f"admin {base}/admin/ · Ctrl-C stops everything"
         )
+        if self.env.get("METRICS_TOKEN"):
+            log(f'Metrics: curl -H "Authorization: Bearer $METRICS_TOKEN" {base}/metrics')
         print(logins, flush=True)  # again, below the start-up lines
 
         while True:

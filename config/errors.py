@@ -20,6 +20,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from .redis import CircuitOpen
 from .request_id import current_request_id
 
 logger = logging.getLogger(__name__)
@@ -246,18 +247,32 @@ def _plain(value: Any) -> Any:
 MYSQL_RETRYABLE = {1040, 1053, 1205, 1213, 2002, 2003, 2005, 2006, 2013, 2055}
 
 
-def _is_outage(exc: Exception) -> bool:
-    """Redis or the database cannot answer right now: the client should retry, not give up."""
-    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
-        return True
+# Why a dependency could not answer, as /metrics counts the 503s (docs/metrics.md).
+MYSQL_LOCK_CONFLICTS = {1205, 1213}
+
+
+def outage_cause(exc: Exception) -> str | None:
+    """The cause when Redis or the database cannot answer right now (the client should
+    retry, not give up), else None."""
+
+    if isinstance(exc, CircuitOpen):
+        return "redis_circuit_open"
+    if isinstance(exc, redis.exceptions.TimeoutError):
+        return "redis_timeout"
+    if isinstance(exc, redis.exceptions.ConnectionError):
+        return "redis_unreachable"
     if isinstance(exc, InterfaceError):  # the connection is already closed
-        return True
+        return "database_unreachable"
     if isinstance(exc, OperationalError):
         code = exc.args[0] if exc.args else None
         if isinstance(code, int):
-            return code in MYSQL_RETRYABLE
-        return "locked" in str(exc)  # SQLite: "database is locked"
-    return False
+            if code not in MYSQL_RETRYABLE:
+                return None
+            return (
+                "database_lock_conflict" if code in MYSQL_LOCK_CONFLICTS else "database_unreachable"
+            )
+        return "database_locked" if "locked" in str(exc) else None  # SQLite: "database is locked"
+    return None
 
 
 def _from_drf(exc: exceptions.APIException) -> DomainError:
@@ -283,6 +298,7 @@ def _from_drf(exc: exceptions.APIException) -> DomainError:
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF EXCEPTION_HANDLER: every exception raised under a DRF view becomes the error shape."""
     headers: dict[str, str] = {}
+    outage = None
     if isinstance(exc, DomainError):
         error = exc
     elif isinstance(exc, Http404):
@@ -293,9 +309,10 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         error = _from_drf(exc)
         if getattr(exc, "auth_header", None):
             headers["WWW-Authenticate"] = exc.auth_header
-    elif _is_outage(exc):
+    elif (cause := outage_cause(exc)) is not None:
         _log_outage(exc)
         error = ServiceUnavailable()
+        outage = cause
     else:
         return None  # a bug: Django's 500 handler logs it and answers in the error shape
 
@@ -311,6 +328,9 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         # An outage is logged by _log_outage (and config/redis.py), a few lines a minute, not
         # as Django's ERROR line for every 503 answered while it lasts.
         response._has_been_logged = True
+        # For the metrics middleware (monitoring/): which dependency failed. An attribute of
+        # the response object, never a header: clients learn nothing from it.
+        response.outage_cause = outage or "service_unavailable"
     return response
 
 
@@ -328,7 +348,7 @@ def _log_outage(exc: Exception) -> None:
 
 
 def _wants_json(request: HttpRequest) -> bool:
-    return request.path.lower().startswith(("/api", "/healthz"))
+    return request.path.lower().startswith(("/api", "/healthz", "/metrics"))
 
 
 def error_for_status(status_code: int) -> DomainError:

@@ -29,6 +29,10 @@ from redis.retry import Retry
 logger = logging.getLogger(__name__)
 
 
+class CircuitOpen(ConnectionError):
+    """Refused without asking Redis: it failed moments ago (the 503's cause in /metrics)."""
+
+
 class CircuitBreaker:
     """Per process: is this Redis server worth asking now?"""
 
@@ -40,7 +44,7 @@ class CircuitBreaker:
 
     def check(self) -> None:
         if self._open_until and time.monotonic() < self._open_until:
-            raise ConnectionError(f"Redis at {self.name} is unavailable (circuit open)")
+            raise CircuitOpen(f"Redis at {self.name} is unavailable (circuit open)")
 
     def failed(self, error: Exception) -> None:
         now = time.monotonic()

@@ -456,6 +456,28 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "no-reply@tickets.localhost")
 # a provider is wired in.
 SMS_SENDER = env("SMS_SENDER", "notifications.sms.LoggingSmsSender")
 
+# --- Metrics (docs/metrics.md) ---------------------------------------------------------------
+# GET /metrics for Prometheus, answered only with `Authorization: Bearer <METRICS_TOKEN>`; unset,
+# there is no such path and no request pays for counting (the middleware is not installed).
+# Under gunicorn, PROMETHEUS_MULTIPROC_DIR (an empty folder per machine, set before the
+# processes start; config/gunicorn.conf.py makes one when it is unset) lets one scrape sum
+# every worker's counts.
+METRICS_TOKEN = env("METRICS_TOKEN", "")
+if IS_PRODUCTION and METRICS_TOKEN and len(METRICS_TOKEN) < 32:
+    raise ImproperlyConfigured("Refusing to start in production: METRICS_TOKEN is shorter than 32")
+if METRICS_TOKEN:
+    # Right after the request id: a scrape skips sessions, CSRF, ALLOWED_HOSTS (Prometheus
+    # scrapes by address) and the customers' authentication; every other request is timed.
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("config.request_id.RequestIdMiddleware") + 1,
+        "monitoring.middleware.MetricsMiddleware",
+    )
+INSTALLED_APPS.append("monitoring")  # counts Celery task runs wherever tasks run
+# A Celery worker on another machine serves its own counts on this port (0: it does not),
+# bound to this address, with the same token (monitoring/worker.py).
+METRICS_WORKER_PORT = env_int("METRICS_WORKER_PORT", 0)
+METRICS_WORKER_BIND = env("METRICS_WORKER_BIND", "0.0.0.0")
+
 # --- Webhooks (docs/webhooks.md) ------------------------------------------------------------
 # Endpoint URLs must resolve to public addresses (SSRF), checked when an endpoint is saved and
 # at each delivery; true allows loopback and private networks (development, tests).

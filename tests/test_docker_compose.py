@@ -54,7 +54,8 @@ def _interpolate(value):
 
 
 def test_the_seven_services_exist():
-    assert set(_compose()["services"]) == {
+    services = _compose()["services"]
+    assert {name for name, service in services.items() if not service.get("profiles")} == {
         "mysql",
         "redis",
         "migrate",
@@ -182,3 +183,62 @@ def test_dockerfile_installs_the_mysql_extra_and_runs_as_non_root():
     assert re.search(r"pip install [^\n]*\.\[mysql\]", text)
     users = re.findall(r"^USER\s+(\S+)", text, flags=re.MULTILINE)
     assert users and users[-1].split(":")[0] not in {"root", "0"}
+
+
+# --- The optional monitoring profile (docs/metrics.md) --------------------------------------
+
+MONITORING = ("prometheus", "grafana")
+
+
+def test_prometheus_and_grafana_start_only_with_the_monitoring_profile():
+    services = _compose()["services"]
+
+    assert {name for name, s in services.items() if s.get("profiles")} == set(MONITORING)
+    for name in MONITORING:
+        assert services[name]["profiles"] == ["monitoring"], name
+
+
+def _mounted(service, target):
+    """The repository file or folder a service mounts at `target`."""
+    source = next(v.split(":")[0] for v in service["volumes"] if v.split(":")[1] == target)
+    return REPO_ROOT / source
+
+
+def test_prometheus_scrapes_the_web_and_the_worker_with_the_token_from_a_secret():
+    compose = _compose()
+    prometheus = compose["services"]["prometheus"]
+    config = yaml.safe_load(_mounted(prometheus, "/etc/prometheus/prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    worker_env = _environment(compose["services"]["worker"])
+
+    assert compose["secrets"]["metrics_token"] == {"environment": "METRICS_TOKEN"}
+    assert prometheus["secrets"] == ["metrics_token"]
+    assert "METRICS_TOKEN" in _environment(compose["services"]["web"])
+    targets = {
+        target for job in jobs.values() for c in job["static_configs"] for target in c["targets"]
+    }
+    assert targets == {"web:8000", f"worker:{worker_env['METRICS_WORKER_PORT']}"}
+    for job in jobs.values():
+        assert job["metrics_path"] == "/metrics"
+        assert job["authorization"] == {
+            "type": "Bearer",
+            "credentials_file": "/run/secrets/metrics_token",
+        }
+    assert worker_env["PROMETHEUS_MULTIPROC_DIR"]
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboard():
+    grafana = _compose()["services"]["grafana"]
+    provisioning = _mounted(grafana, "/etc/grafana/provisioning")
+    dashboards = _mounted(grafana, "/var/lib/grafana/dashboards")
+    datasources = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())
+    providers = yaml.safe_load((provisioning / "dashboards" / "concerts.yml").read_text())
+
+    (source,) = datasources["datasources"]
+    assert (source["type"], source["url"], source["uid"]) == (
+        "prometheus",
+        "http://prometheus:9090",
+        "prometheus",
+    )
+    assert providers["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+    assert list(dashboards.glob("*.json")), "no dashboard to load"

@@ -170,12 +170,23 @@ class System:
             raise ValueError("several web nodes need the proxy in front of them")
         # Behind the proxy the client's address is the one it forwards (the signup throttle).
         self.env = {**env, "NUM_PROXIES": "1"} if proxy else env
+        node_envs = [self.env] * nodes
+        if env.get("METRICS_TOKEN") and not env.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Metrics on (`METRICS_TOKEN=... bin/bench`): gunicorn and the Celery worker count
+            # into a folder of this run, as bin/run and production do (docs/metrics.md). Each
+            # web node its own (its master empties it at start, as a machine's would); the
+            # Celery worker shares the first node's.
+            folders = [scratch / "metrics" / f"node-{i}" for i in range(nodes)]
+            for folder in folders:
+                folder.mkdir(parents=True, exist_ok=True)
+            node_envs = [{**self.env, "PROMETHEUS_MULTIPROC_DIR": str(f)} for f in folders]
+            self.env = node_envs[0]
         # `nodes` gunicorns of `workers` processes each, as separate machines would run them:
         # each its own master, port and per-process caches; they share the database, Redis
         # and one log file (each line is written whole, so the log checks see every node).
         self.nodes = [
-            Gunicorn(env=self.env, workers=workers, log_path=logs / "suite-gunicorn.log", cwd=cwd)
-            for _ in range(nodes)
+            Gunicorn(env=node_env, workers=workers, log_path=logs / "suite-gunicorn.log", cwd=cwd)
+            for node_env in node_envs
         ]
         self.gunicorn = self.nodes[0]  # the log file, and what --profile attaches to
         self.celery = Celery(
