@@ -34,6 +34,7 @@ from bench.harness.cpu import cpu_delta
 from bench.harness.data import create_concert, create_customers, seat_blocks
 from bench.harness.logs import count_events, error_samples, log_offset, read_since
 from bench.harness.processes import System
+from bench.queue_sim import poll_bound
 from bench.rows import onsale_large_analysis as analysis
 from bench.rows.onsale import _database_outcome
 
@@ -407,7 +408,16 @@ def summarise(
         "polls_per_s_max_10s": max(
             (sum(polls[i : i + 10]) / 10 for i in range(max(1, len(polls) - 9))), default=0
         ),
-        "poll_bound": None,  # the server states none yet (issue 16, item 1)
+        # The line's stated bound (docs/queue.md, "Polling") at its longest in the run.
+        "poll_bound": round(
+            poll_bound(
+                admit_per_minute=q["queue_admit_per_minute"],
+                waiting=max((s["waiting"] for s in watch["timeline"]), default=0),
+                max_active=q["queue_max_active"],
+                cap_s=_poll_cap_seconds(ctx["concert_id"]),
+            ),
+            1,
+        ),
         "polls_per_s_from_s": polls_start,  # polls_per_s[i]: second polls_start + i
         "polls_per_s": polls,
         "max_admitted_at_once": {
@@ -536,6 +546,12 @@ def _checks(ctx: dict, db: dict, result: dict, admissions: list[dict]) -> list[d
             most["sampled"] <= ctx["queue"]["queue_max_active"],
             True,
         ),
+        check(
+            "most polls in one second (served) <= the line's stated bound (docs/queue.md)",
+            result["polls_per_s_max"],
+            f"<= {result['poll_bound']}",
+            ok=result["polls_per_s_max"] <= result["poll_bound"],
+        ),
         *(
             check(
                 f"tracebacks and ERROR lines in the {name} log during the run",
@@ -663,3 +679,10 @@ def markdown(result: dict) -> str:
         for line in problems["samples"]:
             out.append(f"- {name} log: `{line[:200]}`")
     return "\n".join(out)
+
+
+def _poll_cap_seconds(concert_id: int) -> int:
+    from concerts.models import Concert
+    from queueing.selectors import poll_cap_seconds
+
+    return poll_cap_seconds(Concert.objects.get(id=concert_id))
