@@ -269,7 +269,7 @@ class Crowd:
                 ]
             )
         if answer.get("status") != "admitted":
-            return f"error: queue entry {answer.get('status')} while waiting"
+            return f"error: queue entry {answer.get('status')} ({answer.get('ended_reason')}) while waiting"
         record["admitted_seen"] = round(self.now(), 3)
         if record["plan"] == "no-show":
             return "no-show after admission"
