@@ -27,11 +27,14 @@ Every function that locks seats also retires the cached seat maps of their sched
 transaction commits (concerts/cache.py).
 """
 
+import functools
+import operator
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
 from django.db import connection
+from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from concerts.models import Seat, SeatStatus
@@ -54,6 +57,7 @@ SEAT_FIELDS = (
     "price",
     "status",
     "hold_expires_at",
+    "reservation",
 )
 
 
@@ -62,13 +66,17 @@ class SeatState(NamedTuple):
     hold_expires_at: datetime | None
     price: int
     grade: str
+    section: str
+    row: int
+    number: int
 
 
 def seats_first_look(*, schedule_id: int, seat_ids: Sequence[int]) -> dict[int, SeatState]:
     """The wanted seats of a schedule as they are now, read without a lock. Good enough to
-    refuse a seat that is taken; a seat that looks free must be checked again under its lock."""
+    refuse a seat that is taken; a seat that looks free is taken only by a statement that
+    checks it again (seats_take)."""
     rows = Seat.objects.filter(id__in=seat_ids, schedule_id=schedule_id).values_list(
-        "id", "status", "hold_expires_at", "price", "grade"
+        "id", *SeatState._fields
     )
     return {seat_id: SeatState(*state) for seat_id, *state in rows}
 
@@ -116,9 +124,71 @@ def raise_unless_free(
 
 def seat_states(seats: Iterable[Seat]) -> dict[int, SeatState]:
     return {
-        seat.id: SeatState(seat.status, seat.hold_expires_at, seat.price, seat.grade)
-        for seat in seats
+        seat.id: SeatState(*(getattr(seat, field) for field in SeatState._fields)) for seat in seats
     }
+
+
+def seats_take(
+    *, reservation: Reservation, seen: dict[int, SeatState], now: datetime
+) -> list[Seat]:
+    """Take the seats `seen` (the first look, every one of them free then) for the
+    reservation until its expires_at: all or none (SeatsUnavailable, or ValidationFailed
+    for a seat that is gone; the caller's transaction then rolls back what was taken).
+    Returns the seats as taken, in id order, with what the hold records of them.
+
+    Seen available (nearly always): one conditional UPDATE takes them, and its row count
+    proves that every one was still available, at the grade and price seen, when it took
+    its row lock. No lock before it: the UPDATE finds its rows by primary key, so it locks
+    them in ascending id order as seats_lock would, and takes them in the same statement.
+    When it comes up short (a rival was faster, an operator repriced or removed a seat), or
+    a seat seen was a lapsed hold (the waitlist may wait for its grade: raise_unless_free),
+    the seats are locked, checked and taken one step at a time, as they are by every other
+    transition; the seats the UPDATE took are then already the reservation's."""
+    seat_ids = sorted(seen)
+    schedule_id = reservation.schedule_id
+    if all(state.status == SeatStatus.AVAILABLE for state in seen.values()):
+        as_seen = functools.reduce(
+            operator.or_,
+            (
+                Q(id=seat_id, price=state.price, grade=state.grade)
+                for seat_id, state in seen.items()
+            ),
+        )
+        taken = (
+            Seat.objects.filter(
+                id__in=seat_ids, schedule_id=schedule_id, status=SeatStatus.AVAILABLE
+            )
+            .filter(as_seen)
+            .update(
+                status=SeatStatus.HELD,
+                reservation=reservation,
+                hold_expires_at=reservation.expires_at,
+            )
+        )
+        if taken == len(seat_ids):
+            seat_maps_changed([schedule_id])
+            return [_seat_as_taken(seat_id, seen[seat_id], reservation) for seat_id in seat_ids]
+    seats = seats_lock(seat_ids=seat_ids, schedule_id=schedule_id)
+    taken_above = {seat.id for seat in seats if seat.reservation_id == reservation.id}
+    rest = [seat_id for seat_id in seat_ids if seat_id not in taken_above]
+    raise_unless_free(rest, seat_states(seats), now, schedule_id=schedule_id)
+    seats_hold(reservation=reservation, seat_ids=rest, expires_at=reservation.expires_at, now=now)
+    return seats
+
+
+def _seat_as_taken(seat_id: int, seen: SeatState, reservation: Reservation) -> Seat:
+    return Seat(
+        id=seat_id,
+        schedule_id=reservation.schedule_id,
+        section=seen.section,
+        row=seen.row,
+        number=seen.number,
+        grade=seen.grade,
+        price=seen.price,
+        status=SeatStatus.HELD,
+        reservation=reservation,
+        hold_expires_at=reservation.expires_at,
+    )
 
 
 def seats_hold(

@@ -1,0 +1,79 @@
+"""reservations/limits.py: the ticket limit's lock and count are one statement, so the count
+must be read after the lock is granted, never from a snapshot taken while it waited."""
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from reservations import inventory
+from reservations.limits import customer_lock_and_count
+from tests.accounts.factories import UserFactory
+from tests.concerts.factories import ScheduleFactory, SeatFactory
+from tests.reservations.factories import ReservationFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def lock_waits() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_state = %s", ["LOCK WAIT"]
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_count_that_waited_for_the_customer_lock_sees_the_seats_held_meanwhile():
+    schedule = ScheduleFactory()
+    seats = [SeatFactory(schedule=schedule, number=n) for n in (1, 2, 3)]
+    customer = UserFactory()
+    now = timezone.now()
+    first_holds_the_lock, first_may_commit = threading.Event(), threading.Event()
+    counted = []
+
+    def first_hold():
+        # The customer's first request: locks their row, holds three seats, and commits only
+        # once the second request is waiting for the lock.
+        try:
+            with transaction.atomic():
+                customer_lock_and_count(customer, schedule, now=now)
+                reservation = ReservationFactory(
+                    user=customer, schedule=schedule, expires_at=now + timedelta(minutes=5)
+                )
+                inventory.seats_hold(
+                    reservation=reservation,
+                    seat_ids=[seat.id for seat in seats],
+                    expires_at=reservation.expires_at,
+                    now=now,
+                )
+                first_holds_the_lock.set()
+                first_may_commit.wait(timeout=30)
+        finally:
+            connection.close()
+
+    def second_count():
+        try:
+            with transaction.atomic():
+                counted.append(customer_lock_and_count(customer, schedule, now=now))
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=first_hold)
+    first.start()
+    assert first_holds_the_lock.wait(timeout=30)
+    second = threading.Thread(target=second_count)
+    second.start()
+    deadline = time.monotonic() + 30
+    while lock_waits() == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)  # InnoDB refreshes INNODB_TRX only after 0.1 s without a reader
+    waited = lock_waits() > 0
+    first_may_commit.set()
+    first.join(timeout=30)
+    second.join(timeout=30)
+
+    assert waited, "the second count never waited for the lock: the race was not exercised"
+    [count] = counted
+    assert (count.held, count.bought, count.waiting) == (3, 0, 0)
