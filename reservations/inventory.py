@@ -20,8 +20,12 @@ seat the waitlist wants is up for grabs (invariant 10).
 
 Locking: a transaction that changes several seats first locks their rows in ascending id
 order (`seats_lock`), so two such transactions wait for each other instead of deadlocking,
-whichever index the optimizer picks for the UPDATE that follows. The lock order across the
-system is: the customer's user row -> reservation row -> seat rows -> wallet row.
+whichever index the optimizer picks for the UPDATE that follows. Two hot paths lock in the
+statement that does their work, in the same order, to save a round trip each: a hold takes
+seats seen available with the UPDATE itself (`seats_take`: found by primary key, locked in id
+order, its row count proving they were free), and a payment locks its seats in the statement
+that locks its reservation (`reservation_lock_for_sale`). The lock order across the system
+is: the customer's user row -> reservation row -> seat rows -> wallet row.
 
 Every function that locks seats also retires the cached seat maps of their schedules when the
 transaction commits (concerts/cache.py).
@@ -222,12 +226,86 @@ def seats_release(*, reservation_ids: Sequence[int], now: datetime) -> int:
     return released
 
 
-def seats_sell(*, reservation: Reservation, seat_ids: Sequence[int], now: datetime) -> None:
+# What a sale reads of its reservation, and of each of its seats (the payment's event names
+# them; payments/facts.py).
+SALE_RESERVATION_FIELDS = (
+    "id",
+    "user_id",
+    "schedule_id",
+    "status",
+    "source",
+    "total_price",
+    "booking_fee_total",
+    "expires_at",
+)
+SALE_ITEM_FIELDS = (
+    "seat_id",
+    "price",
+    "booking_fee",
+    "seat__section",
+    "seat__row",
+    "seat__number",
+    "seat__grade",
+)
+
+
+def reservation_lock_for_sale(
+    *, reservation_id: int, user_id: int
+) -> tuple[Reservation, list[dict]] | None:
+    """Lock a customer's reservation, the customer's own row and the reservation's seats in
+    one statement, reading what a sale needs: the reservation (SALE_RESERVATION_FIELDS; the
+    others load if asked for) and its items (SALE_ITEM_FIELDS), in seat id order. None when
+    the customer has no such reservation. Then seats_sell(..., locked=True).
+
+    The locks come in the system's order. The reservation and the customer rows first: each
+    is found by its primary key, so the statement reads (and locks) them before it joins
+    anything. Then each item and its seat, the items read through their (reservation, seat)
+    index, so the seats in ascending id order. The customer's row because a sale's Payment
+    and ledger inserts take a shared lock on it (foreign key checks), which must not come
+    after the seats. MariaDB has no FOR UPDATE OF, so every joined row is locked: no join
+    with the schedule, or every payment of the performance would wait for the others."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("reservation_lock_for_sale() needs a transaction.")
+    item_paths = [f"items__{path}" for path in SALE_ITEM_FIELDS]
+    rows = list(
+        Reservation.objects.select_for_update()
+        .filter(id=reservation_id, user_id=user_id)
+        .order_by("items__seat_id")
+        # user__is_active: joins (and so locks) the customer's row.
+        .values_list(*SALE_RESERVATION_FIELDS, "user__is_active", *item_paths)
+    )
+    if not rows:
+        return None
+    width = len(SALE_RESERVATION_FIELDS)
+    reservation = _reservation_from(rows[0][:width])
+    items = [
+        dict(zip(SALE_ITEM_FIELDS, row[width + 1 :], strict=True))
+        for row in rows
+        if row[width + 1] is not None  # a reservation without items: one row, items NULL
+    ]
+    seat_maps_changed([reservation.schedule_id])
+    return reservation, items
+
+
+def _reservation_from(values: Sequence) -> Reservation:
+    """A Reservation of SALE_RESERVATION_FIELDS, as the ORM builds one from a row read with
+    .only(): any other field loads when asked for."""
+    read = dict(zip(SALE_RESERVATION_FIELDS, values, strict=True))
+    in_model_order = [
+        read[field.attname] for field in Reservation._meta.concrete_fields if field.attname in read
+    ]
+    return Reservation.from_db(connection.alias, read, in_model_order)
+
+
+def seats_sell(
+    *, reservation: Reservation, seat_ids: Sequence[int], now: datetime, locked: bool = False
+) -> None:
     """Sell these seats to the reservation: each must still be held by it, and its hold not
     run out (expiry has one truth: a lapsed hold's seats are free for anyone, not its own).
     All or none: otherwise HoldExpired, and the transaction rolls back what was sold. Locks
-    the seats first."""
-    seats_lock(seat_ids=seat_ids)
+    the seats first, unless the caller has (`locked`: reservation_lock_for_sale)."""
+    if not locked:
+        seats_lock(seat_ids=seat_ids)
     sold = Seat.objects.filter(
         id__in=seat_ids,
         reservation=reservation,
