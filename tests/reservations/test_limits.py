@@ -18,12 +18,16 @@ from tests.reservations.factories import ReservationFactory
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def lock_waits() -> int:
+def runs_a_locking_read(connection_id: int) -> bool:
+    """Whether that database connection is running a SELECT ... FOR UPDATE now: while our
+    other transaction holds the lock it asks for, that means it waits for it. (The process
+    list, not INNODB_TRX: that one is a cache, refreshed only when nobody read it for 0.1 s.)"""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_state = %s", ["LOCK WAIT"]
+            "SELECT INFO FROM information_schema.PROCESSLIST WHERE ID = %s", [connection_id]
         )
-        return cursor.fetchone()[0]
+        row = cursor.fetchone()
+    return row is not None and "FOR UPDATE" in (row[0] or "")
 
 
 def test_a_count_that_waited_for_the_customer_lock_sees_the_seats_held_meanwhile():
@@ -32,7 +36,7 @@ def test_a_count_that_waited_for_the_customer_lock_sees_the_seats_held_meanwhile
     customer = UserFactory()
     now = timezone.now()
     first_holds_the_lock, first_may_commit = threading.Event(), threading.Event()
-    counted = []
+    counted, second_connection, errors = [], [], []
 
     def first_hold():
         # The customer's first request: locks their row, holds three seats, and commits only
@@ -51,29 +55,38 @@ def test_a_count_that_waited_for_the_customer_lock_sees_the_seats_held_meanwhile
                 )
                 first_holds_the_lock.set()
                 first_may_commit.wait(timeout=30)
+        except Exception as error:  # noqa: BLE001 - reported by the assertions below
+            errors.append(error)
         finally:
             connection.close()
 
     def second_count():
         try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT CONNECTION_ID()")
+                second_connection.append(cursor.fetchone()[0])
             with transaction.atomic():
                 counted.append(customer_lock_and_count(customer, schedule, now=now))
+        except Exception as error:  # noqa: BLE001 - reported by the assertions below
+            errors.append(error)
         finally:
             connection.close()
 
     first = threading.Thread(target=first_hold)
     first.start()
-    assert first_holds_the_lock.wait(timeout=30)
+    assert first_holds_the_lock.wait(timeout=30), errors
     second = threading.Thread(target=second_count)
     second.start()
-    deadline = time.monotonic() + 30
-    while lock_waits() == 0 and time.monotonic() < deadline:
-        time.sleep(0.2)  # InnoDB refreshes INNODB_TRX only after 0.1 s without a reader
-    waited = lock_waits() > 0
+    waited = False
+    deadline = time.monotonic() + 4  # below innodb_lock_wait_timeout (5 s)
+    while not waited and time.monotonic() < deadline:
+        time.sleep(0.05)
+        waited = bool(second_connection) and runs_a_locking_read(second_connection[0])
     first_may_commit.set()
     first.join(timeout=30)
     second.join(timeout=30)
 
+    assert not errors
     assert waited, "the second count never waited for the lock: the race was not exercised"
     [count] = counted
     assert (count.held, count.bought, count.waiting) == (3, 0, 0)
