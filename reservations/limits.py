@@ -10,7 +10,7 @@ which the limit counts alike; a waitlist offer turns waited-for seats into held 
 from datetime import datetime
 from typing import NamedTuple
 
-from django.db.models import F, Func, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Q, Subquery
 
 from accounts.models import User
 from concerts.models import Schedule, Seat, SeatStatus
@@ -35,42 +35,27 @@ def customer_lock_and_count(user: User, schedule: Schedule, *, now: datetime) ->
     """Lock the customer's row (serialising their own holds and waitlist joins, only
     theirs) and count what the ticket limit counts: the seats they hold (unexpired) or
     bought for the performance, and the seats their waiting waitlist entry asks for. Seats
-    cancelled, refunded or let go are back on sale, no longer theirs, and not counted. One
-    query; call in the transaction that then adds seats.
-
-    The counts are subqueries of the locking statement. InnoDB locks a subquery's rows only
-    when it says FOR UPDATE itself, and under READ COMMITTED a subquery's read sees what was
-    committed when it runs: they are correlated with the customer's row, so they run once
-    that row is read, which is after its lock is granted. A hold of the same customer that
-    made us wait has committed by then, and its seats are counted
-    (tests/reservations/test_limits.py pins this)."""
+    cancelled, refunded or let go are back on sale, no longer theirs, and not counted. Two
+    queries; call in the transaction that then adds seats."""
+    # The waiting entry is read in the locking statement (its rows are not locked: InnoDB
+    # locks a subquery's rows only when it says FOR UPDATE itself). One live entry at most.
     waiting_entry = WaitlistEntry.objects.filter(
         user=OuterRef("id"), schedule_id=schedule.id, status=WaitlistStatus.WAITING
     ).values("quantity")[:1]
-    mine = Seat.objects.filter(
-        reservation__user=OuterRef("id"), reservation__schedule_id=schedule.id
-    ).order_by()
-    [(waiting, held, bought)] = (
+    [waiting] = (
         User.objects.select_for_update()
         .filter(id=user.id)
-        .annotate(
-            waiting=Subquery(waiting_entry),
-            held=_count(mine.filter(status=SeatStatus.HELD, hold_expires_at__gt=now)),
-            bought=_count(mine.filter(status=SeatStatus.SOLD)),
-        )
-        .values_list("waiting", "held", "bought")
+        .annotate(waiting=Subquery(waiting_entry))
+        .values_list("waiting", flat=True)
+    )
+    mine = Seat.objects.filter(reservation__user=user, reservation__schedule_id=schedule.id)
+    counts = mine.aggregate(
+        held=Count("id", filter=Q(status=SeatStatus.HELD, hold_expires_at__gt=now)),
+        bought=Count("id", filter=Q(status=SeatStatus.SOLD)),
     )
     return TicketCount(
-        held=held,
-        bought=bought,
+        held=counts["held"],
+        bought=counts["bought"],
         waiting=waiting or 0,
         limit=schedule.concert.ticket_limit,
-    )
-
-
-def _count(seats: QuerySet) -> Subquery:
-    """COUNT(*) of these seats as a scalar subquery (0 when there are none)."""
-    return Subquery(
-        seats.annotate(seats=Func(F("id"), function="COUNT")).values("seats")[:1],
-        output_field=IntegerField(),
     )

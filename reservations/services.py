@@ -55,9 +55,8 @@ def reservation_hold(
     reservation with its schedule, concert and seats (`seat_items`) loaded, ready to serialize.
 
     The steps: check the request, take a first look without locks (a stampede's refusals
-    end here), then in one transaction lock the customer and check their limit (one
-    statement), and take the seats with a statement that checks them again
-    (inventory.seats_take).
+    end here), then in one transaction lock the customer, check their limit, and take
+    the seats with a statement that checks them again (inventory.seats_take).
     """
     now = now or timezone.now()
     seat_ids = _check_seat_count(seat_ids)

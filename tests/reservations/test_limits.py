@@ -1,5 +1,6 @@
-"""reservations/limits.py: the ticket limit's lock and count are one statement, so the count
-must be read after the lock is granted, never from a snapshot taken while it waited."""
+"""reservations/limits.py: the ticket limit's count must be read after the customer's lock is
+granted, never from a snapshot taken while it waited (a count folded into the locking
+statement as subqueries was tried: see docs/performance.md)."""
 
 import threading
 import time
