@@ -6,8 +6,8 @@ column from ever going negative. No read-modify-write, so concurrent charges and
 of one wallet cannot lose an update.
 
 Lock order, everywhere: the customer's user row -> reservation row -> seat rows -> wallet
-row. (A hold takes the user row, then seats; a payment takes its reservation and the user row
-in one statement, then seats; the sweep takes reservations, then seats.) Seats change only
+row. (A hold takes the user row, then seats; a payment takes its reservation, the user row
+and then its seats in one statement; the sweep takes reservations, then seats.) Seats change only
 through reservations/inventory.py.
 """
 
@@ -136,30 +136,12 @@ def payment_create(*, user: User, reservation_id: int, now: datetime | None = No
     """
     now = now or timezone.now()
     with service_atomic():
-        # One statement locks the reservation and the customer's own row (the join: MariaDB
-        # has no FOR UPDATE OF, so it locks every joined row). The customer's row because the
-        # Payment and ledger inserts below take a shared lock on it (foreign key checks), which
-        # must not come after the seats; a hold of the customer takes it before seats too.
-        # No join with the schedule: it would be locked too, and every payment of the
-        # performance would wait for the others.
-        reservation = (
-            Reservation.objects.select_for_update()
-            .select_related("user")
-            .only(
-                "id",
-                "status",
-                "total_price",
-                "booking_fee_total",
-                "expires_at",
-                "schedule_id",
-                "source",
-                "user__id",
-            )
-            .filter(id=reservation_id, user=user)
-            .first()
-        )
-        if reservation is None:
+        # One statement locks the reservation, the customer's own row and the seats, and
+        # reads the reservation's items (inventory.reservation_lock_for_sale says why each).
+        locked = inventory.reservation_lock_for_sale(reservation_id=reservation_id, user_id=user.id)
+        if locked is None:
             raise NotFound(_("Reservation not found."))
+        reservation, items = locked
         status = reservation_effective_status(reservation, now)
         if status == ReservationStatus.EXPIRED:
             raise HoldExpired(details={"reservation_id": reservation.id})
@@ -171,19 +153,8 @@ def payment_create(*, user: User, reservation_id: int, now: datetime | None = No
         concert_id = schedule.concert_id
 
         # Seats first: if they are gone, "top up your wallet" would be the wrong advice.
-        items = list(
-            reservation.items.values(
-                "seat_id",
-                "price",
-                "booking_fee",
-                "seat__section",
-                "seat__row",
-                "seat__number",
-                "seat__grade",
-            )
-        )
         seat_ids = [item["seat_id"] for item in items]
-        inventory.seats_sell(reservation=reservation, seat_ids=seat_ids, now=now)
+        inventory.seats_sell(reservation=reservation, seat_ids=seat_ids, now=now, locked=True)
         fees = reservation.booking_fee_total
         payment = Payment.objects.create(
             reservation=reservation,

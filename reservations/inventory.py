@@ -20,18 +20,25 @@ seat the waitlist wants is up for grabs (invariant 10).
 
 Locking: a transaction that changes several seats first locks their rows in ascending id
 order (`seats_lock`), so two such transactions wait for each other instead of deadlocking,
-whichever index the optimizer picks for the UPDATE that follows. The lock order across the
-system is: the customer's user row -> reservation row -> seat rows -> wallet row.
+whichever index the optimizer picks for the UPDATE that follows. Two hot paths lock in the
+statement that does their work, in the same order, to save a round trip each: a hold takes
+seats seen available with the UPDATE itself (`seats_take`: found by primary key, locked in id
+order, its row count proving they were free), and a payment locks its seats in the statement
+that locks its reservation (`reservation_lock_for_sale`). The lock order across the system
+is: the customer's user row -> reservation row -> seat rows -> wallet row.
 
 Every function that locks seats also retires the cached seat maps of their schedules when the
 transaction commits (concerts/cache.py).
 """
 
+import functools
+import operator
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
 from django.db import connection
+from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from concerts.models import Seat, SeatStatus
@@ -54,6 +61,7 @@ SEAT_FIELDS = (
     "price",
     "status",
     "hold_expires_at",
+    "reservation",
 )
 
 
@@ -62,13 +70,17 @@ class SeatState(NamedTuple):
     hold_expires_at: datetime | None
     price: int
     grade: str
+    section: str
+    row: int
+    number: int
 
 
 def seats_first_look(*, schedule_id: int, seat_ids: Sequence[int]) -> dict[int, SeatState]:
     """The wanted seats of a schedule as they are now, read without a lock. Good enough to
-    refuse a seat that is taken; a seat that looks free must be checked again under its lock."""
+    refuse a seat that is taken; a seat that looks free is taken only by a statement that
+    checks it again (seats_take)."""
     rows = Seat.objects.filter(id__in=seat_ids, schedule_id=schedule_id).values_list(
-        "id", "status", "hold_expires_at", "price", "grade"
+        "id", *SeatState._fields
     )
     return {seat_id: SeatState(*state) for seat_id, *state in rows}
 
@@ -116,9 +128,71 @@ def raise_unless_free(
 
 def seat_states(seats: Iterable[Seat]) -> dict[int, SeatState]:
     return {
-        seat.id: SeatState(seat.status, seat.hold_expires_at, seat.price, seat.grade)
-        for seat in seats
+        seat.id: SeatState(*(getattr(seat, field) for field in SeatState._fields)) for seat in seats
     }
+
+
+def seats_take(
+    *, reservation: Reservation, seen: dict[int, SeatState], now: datetime
+) -> list[Seat]:
+    """Take the seats `seen` (the first look, every one of them free then) for the
+    reservation until its expires_at: all or none (SeatsUnavailable, or ValidationFailed
+    for a seat that is gone; the caller's transaction then rolls back what was taken).
+    Returns the seats as taken, in id order, with what the hold records of them.
+
+    Seen available (nearly always): one conditional UPDATE takes them, and its row count
+    proves that every one was still available, at the grade and price seen, when it took
+    its row lock. No lock before it: the UPDATE finds its rows by primary key, so it locks
+    them in ascending id order as seats_lock would, and takes them in the same statement.
+    When it comes up short (a rival was faster, an operator repriced or removed a seat), or
+    a seat seen was a lapsed hold (the waitlist may wait for its grade: raise_unless_free),
+    the seats are locked, checked and taken one step at a time, as they are by every other
+    transition; the seats the UPDATE took are then already the reservation's."""
+    seat_ids = sorted(seen)
+    schedule_id = reservation.schedule_id
+    if all(state.status == SeatStatus.AVAILABLE for state in seen.values()):
+        as_seen = functools.reduce(
+            operator.or_,
+            (
+                Q(id=seat_id, price=state.price, grade=state.grade)
+                for seat_id, state in seen.items()
+            ),
+        )
+        taken = (
+            Seat.objects.filter(
+                id__in=seat_ids, schedule_id=schedule_id, status=SeatStatus.AVAILABLE
+            )
+            .filter(as_seen)
+            .update(
+                status=SeatStatus.HELD,
+                reservation=reservation,
+                hold_expires_at=reservation.expires_at,
+            )
+        )
+        if taken == len(seat_ids):
+            seat_maps_changed([schedule_id])
+            return [_seat_as_taken(seat_id, seen[seat_id], reservation) for seat_id in seat_ids]
+    seats = seats_lock(seat_ids=seat_ids, schedule_id=schedule_id)
+    taken_above = {seat.id for seat in seats if seat.reservation_id == reservation.id}
+    rest = [seat_id for seat_id in seat_ids if seat_id not in taken_above]
+    raise_unless_free(rest, seat_states(seats), now, schedule_id=schedule_id)
+    seats_hold(reservation=reservation, seat_ids=rest, expires_at=reservation.expires_at, now=now)
+    return seats
+
+
+def _seat_as_taken(seat_id: int, seen: SeatState, reservation: Reservation) -> Seat:
+    return Seat(
+        id=seat_id,
+        schedule_id=reservation.schedule_id,
+        section=seen.section,
+        row=seen.row,
+        number=seen.number,
+        grade=seen.grade,
+        price=seen.price,
+        status=SeatStatus.HELD,
+        reservation=reservation,
+        hold_expires_at=reservation.expires_at,
+    )
 
 
 def seats_hold(
@@ -152,12 +226,86 @@ def seats_release(*, reservation_ids: Sequence[int], now: datetime) -> int:
     return released
 
 
-def seats_sell(*, reservation: Reservation, seat_ids: Sequence[int], now: datetime) -> None:
+# What a sale reads of its reservation, and of each of its seats (the payment's event names
+# them; payments/facts.py).
+SALE_RESERVATION_FIELDS = (
+    "id",
+    "user_id",
+    "schedule_id",
+    "status",
+    "source",
+    "total_price",
+    "booking_fee_total",
+    "expires_at",
+)
+SALE_ITEM_FIELDS = (
+    "seat_id",
+    "price",
+    "booking_fee",
+    "seat__section",
+    "seat__row",
+    "seat__number",
+    "seat__grade",
+)
+
+
+def reservation_lock_for_sale(
+    *, reservation_id: int, user_id: int
+) -> tuple[Reservation, list[dict]] | None:
+    """Lock a customer's reservation, the customer's own row and the reservation's seats in
+    one statement, reading what a sale needs: the reservation (SALE_RESERVATION_FIELDS; the
+    others load if asked for) and its items (SALE_ITEM_FIELDS), in seat id order. None when
+    the customer has no such reservation. Then seats_sell(..., locked=True).
+
+    The locks come in the system's order. The reservation and the customer rows first: each
+    is found by its primary key, so the statement reads (and locks) them before it joins
+    anything. Then each item and its seat, the items read through their (reservation, seat)
+    index, so the seats in ascending id order. The customer's row because a sale's Payment
+    and ledger inserts take a shared lock on it (foreign key checks), which must not come
+    after the seats. MariaDB has no FOR UPDATE OF, so every joined row is locked: no join
+    with the schedule, or every payment of the performance would wait for the others."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("reservation_lock_for_sale() needs a transaction.")
+    item_paths = [f"items__{path}" for path in SALE_ITEM_FIELDS]
+    rows = list(
+        Reservation.objects.select_for_update()
+        .filter(id=reservation_id, user_id=user_id)
+        .order_by("items__seat_id")
+        # user__is_active: joins (and so locks) the customer's row.
+        .values_list(*SALE_RESERVATION_FIELDS, "user__is_active", *item_paths)
+    )
+    if not rows:
+        return None
+    width = len(SALE_RESERVATION_FIELDS)
+    reservation = _reservation_from(rows[0][:width])
+    items = [
+        dict(zip(SALE_ITEM_FIELDS, row[width + 1 :], strict=True))
+        for row in rows
+        if row[width + 1] is not None  # a reservation without items: one row, items NULL
+    ]
+    seat_maps_changed([reservation.schedule_id])
+    return reservation, items
+
+
+def _reservation_from(values: Sequence) -> Reservation:
+    """A Reservation of SALE_RESERVATION_FIELDS, as the ORM builds one from a row read with
+    .only(): any other field loads when asked for."""
+    read = dict(zip(SALE_RESERVATION_FIELDS, values, strict=True))
+    in_model_order = [
+        read[field.attname] for field in Reservation._meta.concrete_fields if field.attname in read
+    ]
+    return Reservation.from_db(connection.alias, read, in_model_order)
+
+
+def seats_sell(
+    *, reservation: Reservation, seat_ids: Sequence[int], now: datetime, locked: bool = False
+) -> None:
     """Sell these seats to the reservation: each must still be held by it, and its hold not
     run out (expiry has one truth: a lapsed hold's seats are free for anyone, not its own).
     All or none: otherwise HoldExpired, and the transaction rolls back what was sold. Locks
-    the seats first."""
-    seats_lock(seat_ids=seat_ids)
+    the seats first, unless the caller has (`locked`: reservation_lock_for_sale)."""
+    if not locked:
+        seats_lock(seat_ids=seat_ids)
     sold = Seat.objects.filter(
         id__in=seat_ids,
         reservation=reservation,

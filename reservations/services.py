@@ -1,10 +1,10 @@
 """Holding seats, letting them go, and the expiry sweep.
 
 The invariant "a seat is never held or sold to two reservations at once" is kept by the seat
-rows themselves (reservations/inventory.py): a hold locks the wanted seat rows (in id order)
-and then takes, in one conditional UPDATE, only seats free at that instant, naming the
-reservation in the seat's own column. Two holds racing for a seat queue on its row lock; the
-second then finds it taken. No Redis lock is involved.
+rows themselves (reservations/inventory.py): a hold takes, in one conditional UPDATE, only
+seats free at that instant, naming the reservation in the seat's own column, and takes all
+of them or rolls back. Two holds racing for a seat queue on its row lock; the second then
+finds it taken. No Redis lock is involved.
 """
 
 from collections.abc import Sequence
@@ -55,8 +55,8 @@ def reservation_hold(
     reservation with its schedule, concert and seats (`seat_items`) loaded, ready to serialize.
 
     The steps: check the request, take a first look without locks (a stampede's refusals
-    end here), then in one transaction lock the customer, check their limit, lock the seats,
-    check them again, and take them.
+    end here), then in one transaction lock the customer, check their limit, and take
+    the seats with a statement that checks them again (inventory.seats_take).
     """
     now = now or timezone.now()
     seat_ids = _check_seat_count(seat_ids)
@@ -76,13 +76,7 @@ def reservation_hold(
             booking_fee_total=schedule.concert.booking_fee * len(seat_ids),
             expires_at=now + timedelta(minutes=schedule.concert.hold_minutes),
         )
-        seats = inventory.seats_lock(seat_ids=seat_ids, schedule_id=schedule.id)
-        inventory.raise_unless_free(
-            seat_ids, inventory.seat_states(seats), now, schedule_id=schedule.id
-        )
-        inventory.seats_hold(
-            reservation=reservation, seat_ids=seat_ids, expires_at=reservation.expires_at, now=now
-        )
+        seats = inventory.seats_take(reservation=reservation, seen=first_look, now=now)
         reservation.seat_items = _record_items(reservation, seats)
         facts.reservation_held(reservation, reservation.seat_items)
     return reservation

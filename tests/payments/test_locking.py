@@ -56,6 +56,23 @@ def test_a_payment_locks_only_rows_of_its_own_customer_and_reservation(customer)
     assert locked == {"reservation": True, "customer": True, "schedule": False, "concert": False}
 
 
+def test_a_payment_locks_its_seats_in_the_statement_that_locks_its_reservation(customer):
+    from django.test.utils import CaptureQueriesContext
+
+    wallet_charge(user=customer, amount=500_000)
+    reservation = held_reservation(user=customer, seat_prices=(100_000, 100_000))
+    seat_ids = sorted(reservation.items.values_list("seat_id", flat=True))
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        payment_create(user=customer, reservation_id=reservation.id)
+        seats_locked = [not lockable_now("concerts_seat", seat_id) for seat_id in seat_ids]
+
+    [lock] = [q["sql"] for q in queries.captured_queries if "FOR UPDATE" in q["sql"]]
+    assert "`reservations_reservation`" in lock and "`concerts_seat`" in lock
+    assert "ORDER BY" in lock  # the seats in id order: see inventory.reservation_lock_for_sale
+    assert seats_locked == [True, True]
+
+
 def test_a_first_charge_lands_when_a_rival_opens_the_wallet_mid_charge(customer):
     # Under READ COMMITTED each statement sees the latest commits. The interleaving that once
     # answered "balance too low" to a top-up: our UPDATE finds no wallet, then a concurrent

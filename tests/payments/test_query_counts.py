@@ -26,7 +26,7 @@ def pay(client, reservation, key=None):
     return client.post(f"/api/v1/reservations/{reservation.id}/payment", **headers)
 
 
-def test_a_payment_with_an_idempotency_key_takes_fourteen_queries(
+def test_a_payment_with_an_idempotency_key_takes_twelve_queries(
     customer, customer_client, django_assert_num_queries
 ):
     wallet_charge(user=customer, amount=500_000)
@@ -38,21 +38,20 @@ def test_a_payment_with_an_idempotency_key_takes_fourteen_queries(
     # 1. the Bearer token and its user (accounts)
     #    (SAVEPOINT here, BEGIN in production: the work transaction, which the service joins)
     # 2. insert the key's record: waits while another request holds the key
-    # 3. lock the reservation and the customer's row, in one statement
+    # 3. lock the reservation, the customer's row and the reservation's seats in id order,
+    #    reading its items with what the event names of their seats: one statement
     #    (the performance's start and concert: from the per-process cache)
-    # 4. the reservation's seats, with their seat rows (the event names them)
-    # 5. lock those seats in id order
-    # 6. the conditional UPDATE that sells them
-    # 7. insert the payment
-    # 8. the conditional UPDATE that debits the wallet
-    # 9. the wallet's id and new balance (for the ledger entry)
-    # 10. insert the ledger entry
-    # 11. mark the reservation confirmed
-    # 12. insert the payment.confirmed event (the outbox: it commits with the payment)
-    # 13. end the customer's queue admission (so a restored queue does not bring it back)
-    # 14. write the answer on the key's record
+    # 4. the conditional UPDATE that sells the seats
+    # 5. insert the payment
+    # 6. the conditional UPDATE that debits the wallet
+    # 7. the wallet's id and new balance (for the ledger entry)
+    # 8. insert the ledger entry
+    # 9. mark the reservation confirmed
+    # 10. insert the payment.confirmed event (the outbox: it commits with the payment)
+    # 11. end the customer's queue admission (so a restored queue does not bring it back)
+    # 12. write the answer on the key's record
     #    (RELEASE SAVEPOINT here, COMMIT in production)
-    with django_assert_num_queries(14 + TEST_SAVEPOINTS):
+    with django_assert_num_queries(12 + TEST_SAVEPOINTS):
         response = pay(customer_client, second, key)
 
     assert response.status_code == 201
@@ -66,11 +65,11 @@ def test_the_first_payment_for_a_performance_in_a_process_also_reads_its_start(
     wallet_charge(user=customer, amount=500_000)
     reservation = held_reservation(user=customer, seat_prices=(100_000,))
 
-    with django_assert_num_queries(14 + TEST_SAVEPOINTS + 1):  # + the schedule
+    with django_assert_num_queries(12 + TEST_SAVEPOINTS + 1):  # + the schedule
         assert pay(customer_client, reservation, str(uuid.uuid4())).status_code == 201
 
 
-def test_a_payment_without_a_key_takes_twelve_queries(
+def test_a_payment_without_a_key_takes_ten_queries(
     customer, customer_client, django_assert_num_queries
 ):
     wallet_charge(user=customer, amount=500_000)
@@ -78,8 +77,8 @@ def test_a_payment_without_a_key_takes_twelve_queries(
     second = held_reservation(user=customer, schedule=first.schedule, seat_prices=(100_000,))
     assert pay(customer_client, first).status_code == 201
 
-    # The same as with a key, without 2. and 13. (the key's record)
-    with django_assert_num_queries(12 + TEST_SAVEPOINTS):
+    # The same as with a key, without 2. and 12. (the key's record)
+    with django_assert_num_queries(10 + TEST_SAVEPOINTS):
         assert pay(customer_client, second).status_code == 201
 
 

@@ -165,3 +165,65 @@ def test_give_back_frees_only_the_seats_sold_to_that_reservation():
     assert given_back == 1
     assert (kept.status, kept.reservation_id) == (SeatStatus.SOLD, other.id)
     assert Seat.objects.filter(status=SeatStatus.AVAILABLE, reservation=None).count() == 1
+
+
+def take_after(change, *, prices=(50_000, 50_000)):
+    """A hold's seats_take of two seats seen available, after `change(seats)` ran between
+    the first look and the take (a rival, an operator). Returns (seats, taken or error)."""
+    schedule = ScheduleFactory()
+    now = timezone.now()
+    seats = [SeatFactory(schedule=schedule, price=price) for price in prices]
+    seen = inventory.seats_first_look(schedule_id=schedule.id, seat_ids=[s.id for s in seats])
+    change(seats)
+    reservation = ReservationFactory(schedule=schedule, expires_at=now + timedelta(minutes=5))
+    try:
+        with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+            taken = inventory.seats_take(reservation=reservation, seen=seen, now=now)
+    except SeatsUnavailable as refused:
+        return seats, refused, None
+    return seats, taken, queries.captured_queries
+
+
+def test_seats_seen_available_are_taken_by_one_update_without_a_lock_first():
+    seats, taken, queries = take_after(lambda seats: None)
+
+    assert [seat.id for seat in taken] == [seat.id for seat in seats]
+    assert [q["sql"].split()[0] for q in queries] == ["UPDATE"]
+    assert set(Seat.objects.values_list("status", "reservation_id")) == {
+        (SeatStatus.HELD, taken[0].reservation_id)
+    }
+
+
+def test_a_seat_a_rival_took_after_the_first_look_refuses_the_hold_whole():
+    def rival_takes_the_second(seats):
+        rival = ReservationFactory(schedule=seats[1].schedule)
+        with transaction.atomic():
+            inventory.seats_hold(
+                reservation=rival,
+                seat_ids=[seats[1].id],
+                expires_at=rival.expires_at,
+                now=timezone.now(),
+            )
+
+    seats, refused, _ = take_after(rival_takes_the_second)
+
+    assert isinstance(refused, SeatsUnavailable)
+    assert refused.details == {"seat_ids": [seats[1].id]}
+    first = Seat.objects.get(id=seats[0].id)
+    assert (first.status, first.reservation_id) == (SeatStatus.AVAILABLE, None)
+
+
+def test_a_seat_repriced_after_the_first_look_is_taken_at_its_new_price():
+    from concerts.services import seat_reprice
+
+    def operator_reprices_the_second(seats):
+        seat_reprice(seat_id=seats[1].id, grade=seats[1].grade, price=70_000)
+
+    seats, taken, queries = take_after(operator_reprices_the_second)
+
+    assert [(seat.id, seat.price) for seat in taken] == [
+        (seats[0].id, 50_000),
+        (seats[1].id, 70_000),
+    ]
+    assert sum("FOR UPDATE" in q["sql"] for q in queries) == 1  # the careful path ran
+    assert Seat.objects.filter(status=SeatStatus.HELD).count() == 2

@@ -32,25 +32,27 @@ def hold(client, schedule, seats):
     )
 
 
-def test_holding_seats_takes_nine_queries(admit, schedule, django_assert_num_queries):
+def test_holding_seats_takes_eight_queries(admit, schedule, django_assert_num_queries):
     client = admit(schedule.concert)
     assert hold(client, schedule, seat_ids(schedule, 1)).status_code == 201  # caches the schedule
     wanted = seat_ids(schedule, 2, 3)
 
     # 1. the Bearer token and its user (accounts)
-    # 2. first look at the wanted seats, outside any transaction
+    # 2. first look at the wanted seats (with what the answer shows of them), outside any
+    #    transaction
     #    (SAVEPOINT)
-    # 3. lock the customer's row (their holds take turns: the 4-seat limit)
-    # 4. count the seats the customer holds of this performance
+    # 3. lock the customer's row (their holds take turns: the 4-seat limit), reading their
+    #    waiting waitlist entry in the same statement
+    # 4. count the seats the customer holds or bought of this performance
     # 5. insert the reservation
-    # 6. lock the wanted seats in id order, reading them as they are now
-    # 7. the conditional UPDATE that takes the seats
-    # 8. insert the reservation's seats (one bulk insert)
-    # 9. insert the reservation.held event (the outbox: it commits with the hold)
+    # 6. the conditional UPDATE that takes the seats seen available, if they still are at
+    #    the grade and price seen: its row count proves it, so no lock before it
+    # 7. insert the reservation's seats (one bulk insert)
+    # 8. insert the reservation.held event (the outbox: it commits with the hold)
     #    (RELEASE SAVEPOINT)
     # The schedule and its concert come from the per-process cache; the answer is built from
     # what the hold has in hand, without reading the reservation back.
-    with django_assert_num_queries(9 + 2):
+    with django_assert_num_queries(8 + 2):
         response = hold(client, schedule, wanted)
 
     assert response.status_code == 201
@@ -63,7 +65,7 @@ def test_the_first_hold_of_a_schedule_in_a_process_also_reads_the_schedule(
     client = admit(schedule.concert)
     wanted = seat_ids(schedule, 1)
 
-    with django_assert_num_queries(9 + 2 + 1):  # + the schedule with its concert
+    with django_assert_num_queries(8 + 2 + 1):  # + the schedule with its concert
         assert hold(client, schedule, wanted).status_code == 201
 
 
