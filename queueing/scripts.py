@@ -178,7 +178,8 @@ local function poll_interval(eta, cfg, now, user)
   elseif now < cfg.opens_ms then
     -- Nobody needs to poll before opening (abandonment starts then): come back after it as
     -- if told at opening, so the early arrivals come back spread as the line is.
-    ms = cfg.opens_ms - now + POLL_SHARE_OF_ETA * eta
+    -- (No ETA while paused: then at opening itself.)
+    ms = cfg.opens_ms - now + POLL_SHARE_OF_ETA * (eta or 0)
   elseif cfg.paused then
     ms = PAUSED_POLL_MS
   else

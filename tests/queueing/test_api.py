@@ -276,6 +276,28 @@ def test_a_paused_queue_shows_in_polls_within_the_local_cache_time(customer_clie
     assert customer_client.get("/api/v1/queue", **headers).json()["eta_seconds"] is None
 
 
+@override_settings(QUEUE_POLL_GATE=False)
+def test_a_queue_paused_before_opening_tells_its_customers_to_come_back_at_opening(
+    customer_client,
+):
+    """Paused before opening there is no ETA to space the polls by (the script once did
+    arithmetic on the missing ETA: every poll failed)."""
+    from queueing.services import queue_set_paused
+
+    opens = timezone.now() + timedelta(hours=1)
+    concert = ConcertFactory(sale_opens_at=opens)
+    token = enter(customer_client, concert.id).json()["token"]
+    queue_set_paused(concert_ids=[concert.id], paused=True)
+
+    with override_settings(LOCAL_CACHE_SECONDS=0):
+        polled = customer_client.get("/api/v1/queue", HTTP_X_QUEUE_TOKEN=token)
+
+    assert polled.status_code == 200
+    body = polled.json()
+    assert (body["status"], body["position"], body["eta_seconds"]) == ("paused", None, None)
+    assert body["poll_after_seconds"] >= 1
+
+
 def test_an_admitted_customer_entering_again_gets_the_admitted_entry_back(
     customer, customer_client
 ):
