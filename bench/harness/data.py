@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 CUSTOMER_EMAIL_PREFIX = "bench-"
 MAX_ROWS_PER_SECTION = 100
+UNCLAIMED_ADMISSION_SECONDS = 4 * 3600  # how long admit()'s customers keep an unclaimed slot
 
 
 def create_customers(n: int, *, prefix: str = CUSTOMER_EMAIL_PREFIX) -> list[tuple[int, str]]:
@@ -153,6 +154,13 @@ def admit(concert, user_ids: list[int]) -> dict[int, str]:
     tick. Returns their queue tokens by user id."""
     from queueing.services import queue_admit_tick
 
+    if hasattr(concert, "queue_claim_seconds"):
+        # Let in while the data is prepared, minutes before the row makes their first call:
+        # production's claim window (30 s) would hand their slots on first.
+        concert.queue_claim_seconds = UNCLAIMED_ADMISSION_SECONDS
+        type(concert).objects.filter(id=concert.id).update(
+            queue_claim_seconds=UNCLAIMED_ADMISSION_SECONDS
+        )
     orders = enter_queue(concert.id, user_ids)
     tick = queue_admit_tick(concert=concert)
     if tick.admitted != len(user_ids) or tick.waiting != 0:
