@@ -5,10 +5,12 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.authentication import BearerTokenAuthentication
 from concerts.selectors import concert_get_cached
 from config.openapi import error_responses
 
 from . import services
+from .authentication import QueueTokenAuthentication
 from .errors import QueueTokenInvalid
 from .gate import QUEUE_TOKEN_PARAMETER, queue_token_of, queue_token_require
 from .models import QueueState
@@ -152,26 +154,37 @@ def _previous_token(request) -> QueueToken | None:
 
 
 class QueueView(APIView):
+    # A poll is authenticated by its queue token when the token names its customer: one
+    # Redis call and no database query (queueing/authentication.py, docs/queue.md "Polling").
+    authentication_classes = [QueueTokenAuthentication, BearerTokenAuthentication]
+
     def perform_authentication(self, request):
-        """A poll well before its time is refused before the customer is authenticated: one
-        Redis read and no database query, so a client polling too fast costs next to
-        nothing (docs/queue.md, "Polling")."""
+        """A poll well before its time is refused before the customer is authenticated, so
+        a client polling too fast costs next to nothing: for a token that names its customer
+        the poll's own Redis call does it (STATUS), for one of the earlier format (the
+        Bearer token's database lookup would come first) one Redis read here."""
         if request.method == "GET" and settings.QUEUE_POLL_GATE:
             entry = token_entry_unverified(queue_token_of(request))
-            if entry is not None:
+            if entry is not None and entry.user_id is None:
                 try:
-                    queue_poll_gate(concert_id=entry[0], nonce=entry[1])
+                    queue_poll_gate(concert_id=entry.concert_id, nonce=entry.nonce)
                 except redis.exceptions.RedisError:
                     pass  # the poll itself says so (503), once the token has been checked
         super().perform_authentication(request)
 
-    def _token(self, request):
+    def _token(self, request) -> QueueToken:
+        if isinstance(request.auth, QueueToken):  # checked by QueueTokenAuthentication
+            return request.auth
         return queue_token_require(queue_token_of(request), user_id=request.user.id)
 
     @extend_schema(
         operation_id="queue_status",
         summary="My place in the queue",
         description="Position, ahead, ETA and status of the entry named by X-Queue-Token. "
+        "The queue token authenticates this call by itself (it names the customer it was "
+        "issued to, and is signed for them): the Bearer token may be sent and is not looked "
+        "up. A token of the earlier format (four parts, without the customer) still needs "
+        "the Bearer token. "
         "Poll again after `poll_after_seconds` (longer far back in line, every second or two "
         "near the front): polling keeps a waiting entry alive (one that is not polled for the "
         "concert's abandon time loses its place) and claims an admission (one not claimed "
@@ -206,6 +219,7 @@ class QueueView(APIView):
         description="Gives up the entry named by X-Queue-Token. An admitted customer's slot "
         "goes to the next in line at once. Leaving twice is harmless.",
         parameters=[QUEUE_TOKEN_PARAMETER],
+        auth=[{"tokenAuth": []}],  # the queue token alone authenticates only the poll
         responses={
             204: None,
             **error_responses("not_authenticated", "queue_token_invalid", "service_unavailable"),

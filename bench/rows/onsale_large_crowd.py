@@ -246,8 +246,9 @@ class Crowd:
             return f"error: enter {key}"
         record["entered"] = round(self.now(), 3)
         # The server's arrival order: the order key signed into the token
-        # (<concert>.<nonce>.<order>.<mac>), 2^41 + microseconds after opening, random below.
-        record["order"] = int(entry["token"].split(".")[2])
+        # (<concert>.<customer>.<nonce>.<order>.<mac>, the customer absent in tokens of the
+        # earlier format), 2^41 + microseconds after opening, random below.
+        record["order"] = int(entry["token"].split(".")[-2])
         record["entry"] = [entry.get("position"), entry.get("eta_seconds")]
         record["polls"] = polls = []  # [time answered, eta_seconds, position, status]
         queue = {"X-Queue-Token": entry["token"]}

@@ -119,20 +119,76 @@ def test_status_with_a_missing_or_forged_token_is_refused(customer_client, token
     assert error(response)["details"]["reason"] in ("missing", "malformed")
 
 
-def test_a_token_works_only_for_its_own_customer(customer_client):
+def test_a_token_answers_a_poll_as_its_own_customer_and_nothing_else(customer_client):
+    """The queue token is its customer's credential for the poll (it names them and is signed
+    for them): whoever sends it sees that customer's place, never their own. Leaving and the
+    gated calls take the Bearer token's customer, and refuse a token that is not theirs."""
     concert = ConcertFactory()
     token = enter(customer_client, concert.id).json()["token"]
     someone_else = client_for(UserFactory())
+    enter(someone_else, concert.id)  # second in line
 
-    response = someone_else.get("/api/v1/queue", HTTP_X_QUEUE_TOKEN=token)
+    polled = someone_else.get("/api/v1/queue", HTTP_X_QUEUE_TOKEN=token)
     leave = someone_else.delete("/api/v1/queue", HTTP_X_QUEUE_TOKEN=token)
 
-    assert (response.status_code, error(response)["code"]) == (403, "queue_token_invalid")
-    assert error(response)["details"] == {"reason": "not_yours"}
-    assert leave.status_code == 403
+    assert (polled.status_code, polled.json()["position"]) == (200, 1)
+    assert (leave.status_code, error(leave)["code"]) == (403, "queue_token_invalid")
+    assert error(leave)["details"] == {"reason": "not_yours"}
     assert (
         customer_client.get("/api/v1/queue", HTTP_X_QUEUE_TOKEN=token).json()["status"] == "waiting"
     )
+
+
+def test_a_poll_needs_no_bearer_token_and_no_database_query(
+    customer_client, api_client, django_assert_num_queries
+):
+    concert = ConcertFactory()
+    token = enter(customer_client, concert.id).json()["token"]  # the concert is now cached
+
+    with django_assert_num_queries(0):
+        polled = api_client.get("/api/v1/queue", HTTP_X_QUEUE_TOKEN=token)
+    left = api_client.delete("/api/v1/queue", HTTP_X_QUEUE_TOKEN=token)
+
+    assert (polled.status_code, polled.json()["position"]) == (200, 1)
+    assert (left.status_code, error(left)["code"]) == (401, "not_authenticated")
+    assert left["WWW-Authenticate"] == "Bearer"
+
+
+def _earlier_format(token: str) -> str:
+    """The same entry's token as issued before tokens named their customer."""
+    concert, _user, nonce, order, mac = token.split(".")
+    return f"{concert}.{nonce}.{order}.{mac}"
+
+
+def test_a_token_of_the_earlier_format_still_works_with_the_bearer_token(
+    customer_client, api_client
+):
+    concert = ConcertFactory()
+    token = _earlier_format(enter(customer_client, concert.id).json()["token"])
+
+    with_bearer = customer_client.get("/api/v1/queue", HTTP_X_QUEUE_TOKEN=token)
+    without = api_client.get("/api/v1/queue", HTTP_X_QUEUE_TOKEN=token)
+    someone_else = client_for(UserFactory()).get("/api/v1/queue", HTTP_X_QUEUE_TOKEN=token)
+
+    assert (with_bearer.status_code, with_bearer.json()["position"]) == (200, 1)
+    assert (without.status_code, error(without)["code"]) == (401, "not_authenticated")
+    assert error(someone_else)["details"] == {"reason": "not_yours"}
+
+
+def test_a_token_whose_customer_was_changed_is_refused(customer, customer_client, api_client):
+    concert = ConcertFactory()
+    token = enter(customer_client, concert.id).json()["token"]
+    other = UserFactory()
+    concert_id, _user, nonce, order, mac = token.split(".")
+    forged = f"{concert_id}.{other.id}.{nonce}.{order}.{mac}"
+
+    alone = api_client.get("/api/v1/queue", HTTP_X_QUEUE_TOKEN=forged)
+    as_owner = customer_client.get("/api/v1/queue", HTTP_X_QUEUE_TOKEN=forged)
+    as_other = client_for(other).get("/api/v1/queue", HTTP_X_QUEUE_TOKEN=forged)
+
+    assert (alone.status_code, error(alone)["code"]) == (401, "not_authenticated")
+    assert error(as_owner)["details"] == {"reason": "not_yours"}
+    assert error(as_other)["details"] == {"reason": "not_yours"}
 
 
 # Gating: the seat map needs an admitted token of the schedule's own concert.
@@ -244,14 +300,14 @@ def test_queue_calls_are_503_when_redis_is_down(customer_client, redis_down):
     assert int(response["Retry-After"]) > 0
 
 
-def test_polling_costs_one_query_once_the_concert_is_known(
+def test_polling_costs_no_query_once_the_concert_is_known(
     customer, customer_client, django_assert_num_queries
 ):
     concert = ConcertFactory()
     token = enter(customer_client, concert.id).json()["token"]  # the concert is now cached
     headers = {"HTTP_X_QUEUE_TOKEN": token}
 
-    with django_assert_num_queries(1):  # the Bearer token; the line itself is one Redis call
+    with django_assert_num_queries(0):  # the queue token, then the line: one Redis call
         polled = customer_client.get("/api/v1/queue", **headers)
     with django_assert_num_queries(1):  # entering again: the Bearer token only
         entered = enter(customer_client, concert.id)
@@ -321,12 +377,13 @@ def test_a_token_with_non_ascii_digits_is_refused_not_a_crash(customer_client):
 
 
 def test_another_customers_token_is_refused_before_redis_is_asked(customer_client, redis_down):
-    """The token's MAC binds it to its customer: a stolen token is refused by the web
-    process alone, so even with Redis unreachable the answer is 'invalid', not 503."""
+    """The token's MAC binds it to its customer: another customer's token is refused by the
+    web process alone (leaving, the gated calls), so even with Redis unreachable the answer
+    is 'invalid', not 503."""
     concert = ConcertFactory()
     token = enter(customer_client, concert.id).json()["token"]
     thief = client_for(UserFactory())
     with redis_down():
-        response = thief.get("/api/v1/queue", HTTP_X_QUEUE_TOKEN=token)
+        response = thief.delete("/api/v1/queue", HTTP_X_QUEUE_TOKEN=token)
 
     assert (response.status_code, error(response)["code"]) == (403, "queue_token_invalid")
