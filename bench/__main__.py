@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                 seats=args.onsale_large_seats,
                 max_active=args.onsale_large_max_active,
                 admit_per_minute=args.onsale_large_admit_per_minute,
+                shopping_seconds=args.onsale_large_shopping_seconds,
             )
             if "on-sale large" in selected
             else None
@@ -292,6 +293,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--onsale-large-admit-per-minute",
         type=int,
         help=f"admissions a minute (default {onsale_large.ADMIT_PER_MINUTE_PER_2000_SEATS} per 2,000 seats)",
+    )
+    add(
+        "--onsale-large-shopping-seconds",
+        type=int,
+        help="the concert's usual shopping time, the ETA's prior (default: none, 70 %% of the "
+        "admitted session); an operator takes it from the last sale, as the report's "
+        "'sessions' gives it",
     )
     add(
         "--onsale-large-cap",

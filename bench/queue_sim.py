@@ -61,6 +61,7 @@ class Scenario:
     burst_share: float = 0.5  # of all customers, in the first 10 s after opening
     never_claim_share: float = 0.1
     leave_share: float = 0.1
+    shopping_seconds: int | None = None  # the operator's usual shopping time (the ETA's prior)
 
 
 # Capacity-bound: 1,000 slots and sessions of ~2 minutes free ~8 a second, against 20 a
@@ -136,6 +137,7 @@ def simulate(scenario: Scenario, *, concert_id: int | None = None) -> Result:
         queue_admitted_minutes=scenario.admitted_minutes,
         queue_abandon_after_seconds=scenario.abandon_after_seconds,
         queue_claim_seconds=scenario.claim_seconds,
+        queue_shopping_seconds=scenario.shopping_seconds,
         cancellation_policy_id=0,  # never saved: no default policy looked up
     )
     client = queue_redis()
@@ -397,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--admitted-minutes", type=int, help="the admitted session's length")
+    parser.add_argument(
+        "--shopping-seconds", type=int, help="the concert's usual shopping time (the ETA's prior)"
+    )
     parser.add_argument("--json", type=Path, help="also write the reports here")
     args = parser.parse_args(argv)
     reports = []
@@ -406,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
             "customers": args.customers,
             "seed": args.seed,
             "admitted_minutes": args.admitted_minutes,
+            "shopping_seconds": args.shopping_seconds,
         }
         changes = {k: v for k, v in given.items() if v}
         if changes:

@@ -13,6 +13,7 @@ POSITIVE_SETTINGS = (
     "queue_admitted_minutes",
     "queue_abandon_after_seconds",
     "queue_claim_seconds",
+    "queue_shopping_seconds",
     "hold_minutes",
     "ticket_limit",
     "offer_minutes",
@@ -26,6 +27,7 @@ POSITIVE_SETTING_MESSAGES = {
     "queue_admitted_minutes": _("The admitted session must last at least 1 minute."),
     "queue_abandon_after_seconds": _("Abandon after must be at least 1 second."),
     "queue_claim_seconds": _("The claim window must be at least 1 second."),
+    "queue_shopping_seconds": _("The usual shopping time must be at least 1 second, or empty."),
     "hold_minutes": _("A hold must last at least 1 minute."),
     "ticket_limit": _("Tickets per customer and performance must be at least 1."),
     "offer_minutes": _("A waitlist offer must last at least 1 minute."),
@@ -74,6 +76,7 @@ QUEUE_SETTINGS_FIELDS = [
     "queue_admitted_minutes",
     "queue_abandon_after_seconds",
     "queue_claim_seconds",
+    "queue_shopping_seconds",
 ]
 
 
@@ -125,6 +128,18 @@ class Concert(models.Model):
         help_text=_(
             "An admitted customer who neither polls nor views seats this long after they "
             "were told to look again loses the slot to the next in line."
+        ),
+    )
+    queue_shopping_seconds = models.PositiveIntegerField(
+        _("usual shopping time (seconds)"),
+        null=True,
+        blank=True,
+        validators=AT_LEAST_ONE,
+        help_text=_(
+            "How long an admitted customer usually shops, from admission to paying or "
+            "leaving: where the waiting customers' ETA starts, until this sale's own sessions "
+            "show it. Take it from the last sale (the queue panel shows it). Empty: 70 percent "
+            "of the admitted session, which is cautious."
         ),
     )
     queue_paused = models.BooleanField(

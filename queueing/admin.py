@@ -59,7 +59,7 @@ class ConcertQueueAdmin(admin.ModelAdmin):
     actions = ["pause", "resume"]
     fieldsets = [
         (None, {"fields": ["concert", "sale_opens_at", "state"]}),
-        (_("Now"), {"fields": ["waiting", "admitted", "rate"]}),
+        (_("Now"), {"fields": ["waiting", "admitted", "rate", "shopping_time"]}),
         (
             _("Who is in the queue"),
             {
@@ -76,6 +76,7 @@ class ConcertQueueAdmin(admin.ModelAdmin):
         "waiting",
         "admitted",
         "rate",
+        "shopping_time",
         "waiting_customers",
         "admitted_customers",
     ]
@@ -149,6 +150,16 @@ class ConcertQueueAdmin(admin.ModelAdmin):
     @admin.display(description=_("Admission rate (per minute, measured)"))
     def rate(self, concert) -> str:
         return f"{self._stats_for(concert).rate_per_minute:.0f}"
+
+    @admin.display(description=_("Shopping time (measured)"))
+    def shopping_time(self, concert) -> str:
+        stats = self._stats_for(concert)
+        if stats.mean_session_seconds is None:
+            return gettext("no admitted session has ended yet")
+        return gettext("%(seconds)s s on average, over %(count)s ended sessions") % {
+            "seconds": round(stats.mean_session_seconds),
+            "count": stats.sessions_ended,
+        }
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

@@ -61,14 +61,16 @@ POLL_EARLY_FRACTION = 0.8
 POLL_EARLY_SLACK_MS = 1_000
 PAUSED_POLL_MS = 15_000  # while the operator holds admission (no ETA)
 ADMITTED_POLL_MS = 30_000
-# The ETA's prior for a running session it has not seen end: it lasts its age plus this share
-# of what is left of the admitted session (docs/queue.md, "ETA"; tuned with bench/queue_sim.py).
+# The ETA's prior for the length of a session it has not seen end, when the operator did not
+# say how long customers usually shop (the concert's queue_shopping_seconds): this share of the
+# admitted session. A running session lasts its age plus the prior's share of what is left of
+# the admitted session (docs/queue.md, "ETA"; tuned with bench/queue_sim.py).
 SESSION_PRIOR_SHARE = 0.7
 
 # Helpers every entry script shares.
 # settings_at(i): the concert's queue settings passed from ARGV[i] on (selectors.settings_args):
 #   per_minute, max_active, admitted_ms, poll_cap_ms, opens_ms ('' if none), paused (1/0),
-#   gate (1/0: refuse early polls)
+#   gate (1/0: refuse early polls), prior_ms (selectors.session_prior_ms)
 PRELUDE = """
 local function nonce_of(entry) return string.sub(entry, 1, 16) end
 local function order_of(entry) return string.sub(entry, 18) end
@@ -78,7 +80,7 @@ local function abandon_clock(now)
 end
 
 local function settings_at(i)
-  return {
+  local cfg = {
     per_minute = tonumber(ARGV[i] or '') or 60,
     max_active = tonumber(ARGV[i + 1] or '') or 1,
     admitted_ms = tonumber(ARGV[i + 2] or '') or 600000,
@@ -86,7 +88,10 @@ local function settings_at(i)
     opens_ms = tonumber(ARGV[i + 4] or ''),
     paused = ARGV[i + 5] == '1',
     gate = ARGV[i + 6] ~= '0',
+    prior_ms = tonumber(ARGV[i + 7] or ''),
   }
+  cfg.prior_ms = cfg.prior_ms or SESSION_PRIOR_SHARE * cfg.admitted_ms
+  return cfg
 end
 
 -- The poll gate of a waiting entry: nil if a poll now is in time, else the ms to wait.
@@ -153,7 +158,7 @@ end
 -- pace says). Before the first tick, the prior.
 local function turnover(cfg)
   local m = redis.call('HMGET', KEYS[6], 'turnover', 'lag')
-  local length = SESSION_PRIOR_SHARE * cfg.admitted_ms
+  local length = cfg.prior_ms
   return tonumber(m[1] or '') or cfg.max_active / length, tonumber(m[2] or '') or length / 2
 end
 
@@ -372,7 +377,7 @@ return {'waiting'}
 )
 
 # ARGV: now, admitting (1/0), max_active, admit_per_minute, admitted_ms, abandon_after_ms
-#       (-1: nobody is dropped yet), claim_ms
+#       (-1: nobody is dropped yet), claim_ms, prior_ms (selectors.session_prior_ms)
 # -> {'new'} when this Redis has not been set up for the concert (first tick ever, or Redis
 #    lost its data): the caller restores what the database knows, marks it live, ticks again
 #  | {admitted now, active, waiting, rate per second, n, n users whose admission went
@@ -387,6 +392,7 @@ end
 local max_active, per_minute = tonumber(ARGV[3]), tonumber(ARGV[4])
 local admitted_ms, abandon_after = tonumber(ARGV[5]), tonumber(ARGV[6])
 local claim_ms = tonumber(ARGV[7] or '') or 30000
+local prior_ms = math.min(admitted_ms, tonumber(ARGV[8] or '') or SESSION_PRIOR_SHARE * admitted_ms)
 
 -- The service did not answer between the last tick and this one: pause the abandonment clock
 -- for that long.
@@ -502,17 +508,17 @@ end
 
 -- The turnover the line can count on once every slot is taken (Little's law): max_active /
 -- the mean session length, estimated from the sessions that ended (their real lengths) and
--- those still running (their age, plus a share of what is left of a whole session: a
--- pessimistic prior, until they end).
+-- those still running (their age, plus the prior's share of what is left of a whole session,
+-- until they end).
 local m = redis.call('HMGET', KEYS[6], 't0', 'n_live', 'sum_live', 'n_end', 'sum_end')
 local t0 = tonumber(m[1] or '')
 local n_live, sum_live = tonumber(m[2] or '0'), tonumber(m[3] or '0')
 local n_end, sum_end = tonumber(m[4] or '0'), tonumber(m[5] or '0')
-local length, mean_age = SESSION_PRIOR_SHARE * admitted_ms, 0
+local length, mean_age = prior_ms, 0
 if t0 and n_live + n_end > 0 then
   local ages = math.max(0, n_live * (now - t0) - sum_live)
-  length = (sum_end + (1 - SESSION_PRIOR_SHARE) * ages
-            + SESSION_PRIOR_SHARE * admitted_ms * n_live) / (n_live + n_end)
+  length = (sum_end + (1 - prior_ms / admitted_ms) * ages + prior_ms * n_live)
+           / (n_live + n_end)
   if n_live > 0 then mean_age = ages / n_live end
 end
 length = math.max(1000, length)
@@ -541,14 +547,14 @@ end
 return 1
 """
 
-# -> {waiting, admitted (live), rate, turnover (slots freed per ms when all are taken), lag ms}
+# -> {waiting, admitted (live), rate, turnover (slots freed per ms when all are taken), lag ms,
+#     sessions ended, their summed length ms}
 STATS = """
+local m = redis.call('HMGET', KEYS[6], 'rate', 'turnover', 'lag', 'n_end', 'sum_end')
 return {
   redis.call('ZCARD', KEYS[1]),
   redis.call('ZCOUNT', KEYS[3], '(' .. ARGV[1], '+inf'),
-  redis.call('HGET', KEYS[6], 'rate') or '0',
-  redis.call('HGET', KEYS[6], 'turnover') or '0',
-  redis.call('HGET', KEYS[6], 'lag') or '0',
+  m[1] or '0', m[2] or '0', m[3] or '0', m[4] or '0', m[5] or '0',
 }
 """
 

@@ -48,6 +48,16 @@ def poll_cap_seconds(concert: Concert) -> int:
     return max(1, min(POLL_CAP_SECONDS, abandon - max(ABANDON_MARGIN_SECONDS, abandon // 3)))
 
 
+def session_prior_ms(concert: Concert) -> int:
+    """The ETA's prior for the length of an admitted session it has not seen end: the
+    operator's usual shopping time (at most the admitted session), or a cautious share of the
+    admitted session (docs/queue.md, "ETA")."""
+    admitted_ms = concert.queue_admitted_minutes * 60_000
+    if concert.queue_shopping_seconds:
+        return min(admitted_ms, concert.queue_shopping_seconds * 1000)
+    return int(scripts.SESSION_PRIOR_SHARE * admitted_ms)
+
+
 def settings_args(concert: Concert) -> list:
     """The concert's queue settings as the entry scripts read them (scripts.settings_at)."""
     opens = concert.sale_opens_at
@@ -59,6 +69,7 @@ def settings_args(concert: Concert) -> list:
         "" if opens is None else to_ms(opens),
         int(concert.queue_paused),
         int(settings.QUEUE_POLL_GATE),
+        session_prior_ms(concert),
     ]
 
 
@@ -72,7 +83,7 @@ def eta_seconds(
     if concert.queue_paused:
         return None
     pace = concert.queue_admit_per_minute / 60
-    length = scripts.SESSION_PRIOR_SHARE * concert.queue_admitted_minutes * 60
+    length = session_prior_ms(concert) / 1000
     if turnover_per_minute <= 0:  # no tick yet: the prior
         turnover_per_minute, lag_seconds = concert.queue_max_active / length * 60, length / 2
     freeing = turnover_per_minute / 60
@@ -158,6 +169,10 @@ class QueueStats:
     # lag of the sessions running now behind a steady line.
     turnover_per_minute: float = 0.0
     lag_seconds: float = 0.0
+    # Admitted sessions that ended (paid, left, ran out, unclaimed) and their mean length: the
+    # usual shopping time an operator can give the next sale (Concert.queue_shopping_seconds).
+    sessions_ended: int = 0
+    mean_session_seconds: float | None = None
 
 
 def queue_stats(*, concert_ids: list[int], now: datetime | None = None) -> dict[int, QueueStats]:
@@ -174,8 +189,10 @@ def queue_stats(*, concert_ids: list[int], now: datetime | None = None) -> dict[
             rate_per_minute=float(rate) * 60,
             turnover_per_minute=float(turnover) * 60_000,
             lag_seconds=float(lag) / 1000,
+            sessions_ended=int(ended),
+            mean_session_seconds=float(ended_ms) / 1000 / int(ended) if int(ended) else None,
         )
-        for concert_id, (waiting, admitted, rate, turnover, lag) in zip(
+        for concert_id, (waiting, admitted, rate, turnover, lag, ended, ended_ms) in zip(
             concert_ids, replies, strict=True
         )
     }

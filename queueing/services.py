@@ -31,7 +31,14 @@ from . import scripts
 from .errors import QueueClosed, QueueTokenInvalid, TokenProblem
 from .models import EndReason, QueueAdmission, QueueState
 from .redis_queue import queue_pipeline, run_script, to_ms
-from .selectors import EntryUnknown, QueueStatus, queue_status, settings_args, status_from_reply
+from .selectors import (
+    EntryUnknown,
+    QueueStatus,
+    queue_status,
+    session_prior_ms,
+    settings_args,
+    status_from_reply,
+)
 from .tokens import QueueToken, new_nonce, token_issue
 
 logger = logging.getLogger(__name__)
@@ -311,6 +318,7 @@ def _tick(concert: Concert, now: datetime) -> list:
             concert.queue_admitted_minutes * 60_000,
             abandon_after_ms,
             concert.queue_claim_seconds * 1000,
+            session_prior_ms(concert),
         ],
     )
 

@@ -83,6 +83,9 @@ def test_phases_of_the_sale():
     assert phase_at(62.0, samples, 100) == "capacity_bound"  # every slot taken
     assert phase_at(75.0, samples, 100) == "rate_bound"  # free slots
     assert phase_at(90.0, samples, 100) == "capacity_bound"  # 96 % taken: between two ticks
+    # Once every seat is sold or held, whatever the slots.
+    assert phase_at(75.0, samples, 100, all_taken_at=72.0) == "all_taken"
+    assert phase_at(30.0, samples, 100, all_taken_at=20.0) == "opening_minute"
 
 
 def test_eta_error_by_phase():

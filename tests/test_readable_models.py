@@ -149,6 +149,7 @@ BREAKS = {
             "queue_admitted_minutes",
             "queue_abandon_after_seconds",
             "queue_claim_seconds",
+            "queue_shopping_seconds",
             "hold_minutes",
             "ticket_limit",
             "offer_minutes",

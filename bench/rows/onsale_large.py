@@ -81,14 +81,22 @@ POST_OPENING_BASE = 2**41  # order keys of arrivals after opening (queueing/scri
 CALLS = ("enter", "status", "seat map", "hold", "pay", "cancel", "leave")
 
 
-def queue_settings(seats: int, max_active: int | None, admit_per_minute: int | None) -> dict:
+def queue_settings(
+    seats: int,
+    max_active: int | None,
+    admit_per_minute: int | None,
+    shopping_seconds: int | None = None,
+) -> dict:
     scale = seats / 2000
-    return {
+    settings = {
         "queue_max_active": max_active or max(10, round(MAX_ACTIVE_PER_2000_SEATS * scale)),
         "queue_admit_per_minute": admit_per_minute
         or max(60, round(ADMIT_PER_MINUTE_PER_2000_SEATS * scale)),
         **QUEUE,
     }
+    if shopping_seconds:  # the operator's usual shopping time (only then: older code lacks it)
+        settings["queue_shopping_seconds"] = shopping_seconds
+    return settings
 
 
 # --- the data ----------------------------------------------------------------------------------
@@ -98,6 +106,7 @@ def prepare(
     seats: int = SEATS,
     max_active: int | None = None,
     admit_per_minute: int | None = None,
+    shopping_seconds: int | None = None,
 ) -> dict:
     """The crowd's accounts (bulk: users, tokens, wallets with FUNDS and their ledger line), and
     a published concert whose sale opens only when the crowd comes (run() sets it), with one
@@ -110,7 +119,7 @@ def prepare(
     started = time.monotonic()
     people = create_customers(customers, prefix=EMAIL_PREFIX)
     _fund_wallets([uid for uid, _ in people])
-    settings = queue_settings(seats, max_active, admit_per_minute)
+    settings = queue_settings(seats, max_active, admit_per_minute, shopping_seconds)
     concert = create_concert("On-sale at scale", **settings)
     # Not on sale until the crowd is there: Celery's ticks leave it alone until then.
     Concert.objects.filter(id=concert.id).update(
@@ -355,7 +364,13 @@ def summarise(
         (c["user"], t, eta) for c in entered for t, eta, _, state in c["polls"] if state != "a"
     ]
     samples = [(s["t"], s["admitted"]) for s in watch["timeline"]]
-    eta = analysis.eta_error(shown, admitted_at, samples, q["queue_max_active"])
+    all_taken_at = _milestones(watch["timeline"], ctx["seats"]).get("all taken")
+    eta = analysis.eta_error(
+        shown, admitted_at, samples, q["queue_max_active"], all_taken_at=all_taken_at
+    )
+    # What an operator reads off the queue panel after the sale (the usual shopping time for
+    # the next one): the admitted sessions that ended, and how long they lasted.
+    session_lengths = [a["ended"] - a["at"] for a in admissions if a["ended"] is not None]
     end = crowd["stopped_s"]
     polls_start = math.floor(crowd["started_s"])
     polls = analysis.per_second(crowd["status_answered_at"], start=polls_start, end=end)
@@ -403,7 +418,16 @@ def summarise(
             admitted_at,
             samples,
             q["queue_max_active"],
+            all_taken_at=all_taken_at,
         ),
+        "sessions": {
+            "ended": len(session_lengths),
+            "mean_s": round(sum(session_lengths) / len(session_lengths), 1)
+            if session_lengths
+            else None,
+            "p50_s": analysis.percentile(session_lengths, 0.5),
+            "p90_s": analysis.percentile(session_lengths, 0.9),
+        },
         "polls_per_s_max": max(polls, default=0),
         "polls_per_s_max_10s": max(
             (sum(polls[i : i + 10]) / 10 for i in range(max(1, len(polls) - 9))), default=0
@@ -592,6 +616,11 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:+.0%}" if value < 0 else f"{value:.0%}"
 
 
+def _shopping(q: dict) -> str:
+    seconds = q.get("queue_shopping_seconds")
+    return f"{seconds} s" if seconds else "not given (70 % of the session)"
+
+
 def markdown(result: dict) -> str:
     q = result["settings"]["queue"]
     cpu = result["cpu"]
@@ -599,6 +628,7 @@ def markdown(result: dict) -> str:
     order = result["admission_order"]["after_opening"]
     shuffle = result["shuffle"]
     marks = result["milestones_s"]
+    sessions = result.get("sessions", {})
     out = [
         f"## On-sale at scale: {result['customers']:,} customers, {result['seats']:,} seats "
         f"({result['when']})",
@@ -609,7 +639,8 @@ def markdown(result: dict) -> str:
         f"{result['sold_at_end']:,} sold at the end; the run took {result['duration_s']:.0f} s from "
         f"opening, ended by {result['ended_by']}",
         f"- queue: {q['queue_max_active']} shopping at once, {q['queue_admit_per_minute']} admitted "
-        f"a minute, sessions of {q['queue_admitted_minutes']} min, holds of {q['hold_minutes']} min; "
+        f"a minute, sessions of {q['queue_admitted_minutes']} min, holds of {q['hold_minutes']} min, "
+        f"usual shopping time {_shopping(q)}; "
         f"{result['admitted']:,} admitted; at once at most {result['max_admitted_at_once']['sampled']} "
         f"(sampled), {result['max_admitted_at_once']['from_admissions']} (from the admissions)",
         "- outcomes: " + ", ".join(f"{k} {v:,}" for k, v in result["outcomes"].items()),
@@ -622,6 +653,10 @@ def markdown(result: dict) -> str:
         f"optimistic {_pct(eta['optimistic_share'])}; on entry: p50 "
         f"{_pct(result['eta_on_entry']['p50'])}, signed median "
         f"{_pct(result['eta_on_entry']['signed_p50'])}",
+        f"- admitted sessions that ended: {sessions.get('ended', 0):,}, mean "
+        f"{_n(sessions.get('mean_s'))} s, p50 {_n(sessions.get('p50_s'))} s, p90 "
+        f"{_n(sessions.get('p90_s'))} s (the usual shopping time an operator would give the next "
+        "sale: `--onsale-large-shopping-seconds`)",
         "- polls: at most "
         f"{result['polls_per_s_max']:,} a second ({_n(result['polls_per_s_max_10s'])} over 10 s); "
         f"bound stated by the server: {_n(result['poll_bound'])}",

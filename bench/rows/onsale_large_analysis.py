@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-PHASES = ("opening_minute", "rate_bound", "capacity_bound")
+# all_taken: once every seat is sold or held, whoever is admitted waits for held seats to
+# come back; the line moves as holds lapse and shoppers give up, which nothing before it shows.
+PHASES = ("opening_minute", "rate_bound", "capacity_bound", "all_taken")
 OPENING_MINUTE_S = 60.0
 # Admission is capacity-bound while this share of max_active is shopping: between two ticks
 # (one a second) the slots freed by payments and departures stay empty until the next one.
@@ -172,13 +174,21 @@ def shuffle_uniformity(customers: Sequence[tuple[float, int]], *, bins: int = 10
 
 # --- the ETA -----------------------------------------------------------------------------------
 def phase_at(
-    t: float, samples: Sequence[tuple[float, int]], max_active: int, *, full_share=FULL_SHARE
+    t: float,
+    samples: Sequence[tuple[float, int]],
+    max_active: int,
+    *,
+    full_share=FULL_SHARE,
+    all_taken_at: float | None = None,
 ) -> str:
-    """The phase of the sale at `t`: the first minute after opening; then capacity-bound when
-    the last sample (time, customers shopping) at or before `t` had the slots (nearly) all
-    taken, rate-bound otherwise (free slots: the admission rate is the limit)."""
+    """The phase of the sale at `t`: the first minute after opening; then all-taken from the
+    moment every seat was sold or held (`all_taken_at`); else capacity-bound when the last
+    sample (time, customers shopping) at or before `t` had the slots (nearly) all taken,
+    rate-bound otherwise (free slots: the admission rate is the limit)."""
     if t < OPENING_MINUTE_S:
         return "opening_minute"
+    if all_taken_at is not None and t >= all_taken_at:
+        return "all_taken"
     shopping = 0
     low, high = 0, len(samples)
     while low < high:  # the last sample at or before t
@@ -210,6 +220,8 @@ def eta_error(
     admitted_at: dict[int, float],
     samples: Sequence[tuple[float, int]],
     max_active: int,
+    *,
+    all_taken_at: float | None = None,
 ) -> dict:
     """How wrong the ETAs were. `shown`: (customer, time shown, eta_seconds) of every answer a
     waiting customer got; `admitted_at`: customer -> when the server admitted them.
@@ -229,7 +241,8 @@ def eta_error(
             unjudged += 1
             continue
         actual = max(1.0, admitted_at[customer] - t)
-        errors[phase_at(t, samples, max_active)].append((eta - actual) / actual)
+        phase = phase_at(t, samples, max_active, all_taken_at=all_taken_at)
+        errors[phase].append((eta - actual) / actual)
     everything = [e for phase in PHASES for e in errors[phase]]
     return {
         **_error_summary(everything),

@@ -49,7 +49,7 @@ class QueueWatch(threading.Thread):
     def _sample(self, concert_id: int) -> None:
         at = self.clock()
         try:
-            waiting, admitted, _rate = self.client.eval(
+            waiting, admitted, *_rest = self.client.eval(
                 scripts.STATS, len(scripts.KEY_NAMES), *queue_keys(concert_id), _now_ms()
             )
         except redis.RedisError:

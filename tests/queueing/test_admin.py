@@ -26,6 +26,32 @@ def test_queue_panel_shows_live_numbers(operator_client, django_assert_max_num_q
     assert "admitting" in page.content.decode()
 
 
+def test_queue_panel_shows_how_long_shoppers_took_for_the_next_sale(operator_client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from queueing.services import queue_leave
+    from queueing.tokens import token_verify
+
+    concert = ConcertFactory(queue_max_active=2, queue_admit_per_minute=6000)
+    start = timezone.now()
+    tokens = {
+        user_id: queue_enter(concert_id=concert.id, user_id=user_id, now=start).token
+        for user_id in (1, 2)
+    }
+    queue_admit_tick(concert=concert, now=start)
+    url = f"/admin/queueing/concertqueue/{concert.id}/change/"
+    assert "no admitted session has ended yet" in operator_client.get(url).content.decode()
+
+    for user_id, seconds in ((1, 40), (2, 80)):
+        token = token_verify(tokens[user_id], user_id=user_id)
+        queue_leave(token=token, user_id=user_id, now=start + timedelta(seconds=seconds))
+
+    page = operator_client.get(url).content.decode()
+    assert "60 s on average, over 2 ended sessions" in page
+
+
 def test_operators_pause_and_resume_admission(operator_client):
     concert = ConcertFactory()
 

@@ -6,7 +6,7 @@ from django.utils import timezone
 from queueing.models import QueueAdmission
 from queueing.redis_queue import queue_keys, queue_pipeline, queue_redis, run_script, to_ms
 from queueing.scripts import POST_OPENING_BASE
-from queueing.selectors import queue_stats
+from queueing.selectors import queue_stats, session_prior_ms
 from queueing.services import (
     queue_admit_tick,
     queue_enter,
@@ -305,6 +305,41 @@ def test_when_every_slot_is_taken_the_eta_is_the_pace_at_which_sessions_end():
     queue_admit_tick(concert=concert, now=later)
     fifth = status_of(concert, 5, tokens[4], now=later)
     assert (fifth.position, fifth.eta_seconds) == (1, 180)
+
+
+@pytest.mark.django_db
+def test_the_usual_shopping_time_an_operator_gives_is_where_the_eta_starts():
+    concert = ConcertFactory(
+        queue_max_active=2,
+        queue_admit_per_minute=600,
+        queue_admitted_minutes=10,
+        queue_shopping_seconds=60,
+    )
+    start = timezone.now().replace(microsecond=0)
+    tokens = [queue_enter(concert_id=concert.id, user_id=u, now=start).token for u in range(1, 6)]
+    queue_admit_tick(concert=concert, now=start)  # 1 and 2 in: every slot taken
+
+    # Each running session is expected to last the operator's 60 s, not 70 % of the 10
+    # admitted minutes: a slot frees every 30 s, and both sessions, just begun, are 30 s
+    # behind a steady line: the 3rd (1st in line) in 30 + 15 s.
+    first = status_of(concert, 3, tokens[2], now=start)
+    assert (first.position, first.eta_seconds) == (1, 45)
+
+    # After 20 s a running session is expected to last its age plus the prior's share (60 s
+    # of 600) of what is left: 20 + 0.1 * 580 = 78 s. Two slots: one every 39 s; the
+    # sessions are 20 s old, 19 s behind a steady line (half of 78 s, less 20): 19 + 19.5 s.
+    later = start + timedelta(seconds=20)
+    queue_admit_tick(concert=concert, now=later)
+    assert status_of(concert, 3, tokens[2], now=later).eta_seconds == 39
+
+
+@pytest.mark.django_db
+def test_a_usual_shopping_time_longer_than_the_session_counts_as_the_session():
+    concert = ConcertFactory(
+        queue_max_active=2, queue_admitted_minutes=1, queue_shopping_seconds=3_600
+    )
+
+    assert session_prior_ms(concert) == 60_000
 
 
 @pytest.mark.django_db
