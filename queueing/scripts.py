@@ -517,7 +517,12 @@ local n_end, sum_end = tonumber(m[4] or '0'), tonumber(m[5] or '0')
 local length, mean_age = prior_ms, 0
 if t0 and n_live + n_end > 0 then
   local ages = math.max(0, n_live * (now - t0) - sum_live)
-  length = (sum_end + (1 - prior_ms / admitted_ms) * ages + prior_ms * n_live)
+  -- What a running session is expected to last: the prior, learning from the sessions seen
+  -- to end as their number grows past a full house (max_active of them weigh as much as
+  -- the prior). Early on they are the short ones, so the prior keeps most of its say.
+  local expected = math.min(admitted_ms,
+                            (max_active * prior_ms + sum_end) / (max_active + n_end))
+  length = (sum_end + (1 - expected / admitted_ms) * ages + expected * n_live)
            / (n_live + n_end)
   if n_live > 0 then mean_age = ages / n_live end
 end

@@ -121,8 +121,20 @@ def test_eta_error_by_phase():
 
 
 def test_an_eta_shown_in_the_last_second_counts_against_one_second():
-    result = eta_error([(1, 99.7, 1)], {1: 100.0}, [(0.0, 0)], 10)
+    result = eta_error([(1, 99.7, 1)], {1: 100.0}, [(0.0, 0)], 10, min_actual_s=0)
     assert result["signed_p50"] == 0.0  # actual 0.3 s counts as 1 s, the ETA's unit
+
+
+def test_short_waits_are_judged_in_seconds_not_relatively():
+    shown = [(1, 95.0, 2), (2, 80.0, 30)]  # waits of 5 s (told 2) and 20 s (told 30)
+    result = eta_error(shown, {1: 100.0, 2: 100.0}, [(0.0, 0)], 10)
+    assert result["polls"] == 1 and result["signed_p50"] == 0.5
+    assert result["short_waits"] == {
+        "answers": 1,
+        "under_s": 10.0,
+        "abs_error_p50_s": 3.0,
+        "abs_error_p90_s": 3.0,
+    }
 
 
 def test_rates_percentiles_and_overlap():

@@ -371,6 +371,11 @@ def summarise(
     # What an operator reads off the queue panel after the sale (the usual shopping time for
     # the next one): the admitted sessions that ended, and how long they lasted.
     session_lengths = [a["ended"] - a["at"] for a in admissions if a["ended"] is not None]
+    # Still running when the run stopped: counted to the end of their admitted session (the
+    # walked-away ones will run to it; a few shoppers would have left sooner).
+    to_their_end = [
+        (a["ended"] if a["ended"] is not None else a["until"]) - a["at"] for a in admissions
+    ]
     end = crowd["stopped_s"]
     polls_start = math.floor(crowd["started_s"])
     polls = analysis.per_second(crowd["status_answered_at"], start=polls_start, end=end)
@@ -427,6 +432,8 @@ def summarise(
             else None,
             "p50_s": analysis.percentile(session_lengths, 0.5),
             "p90_s": analysis.percentile(session_lengths, 0.9),
+            "all": len(to_their_end),
+            "all_mean_s": round(sum(to_their_end) / len(to_their_end), 1) if to_their_end else None,
         },
         "polls_per_s_max": max(polls, default=0),
         "polls_per_s_max_10s": max(
@@ -652,11 +659,17 @@ def markdown(result: dict) -> str:
         f"{_pct(eta['p50'])}, p90 {_pct(eta['p90'])}, signed median {_pct(eta['signed_p50'])}, "
         f"optimistic {_pct(eta['optimistic_share'])}; on entry: p50 "
         f"{_pct(result['eta_on_entry']['p50'])}, signed median "
-        f"{_pct(result['eta_on_entry']['signed_p50'])}",
+        f"{_pct(result['eta_on_entry']['signed_p50'])}; waits under "
+        f"{_n(eta['short_waits']['under_s'])} s judged in seconds: "
+        f"{eta['short_waits']['answers']:,} answers, |error| p50 "
+        f"{_n(eta['short_waits']['abs_error_p50_s'])} s, p90 "
+        f"{_n(eta['short_waits']['abs_error_p90_s'])} s",
         f"- admitted sessions that ended: {sessions.get('ended', 0):,}, mean "
         f"{_n(sessions.get('mean_s'))} s, p50 {_n(sessions.get('p50_s'))} s, p90 "
-        f"{_n(sessions.get('p90_s'))} s (the usual shopping time an operator would give the next "
-        "sale: `--onsale-large-shopping-seconds`)",
+        f"{_n(sessions.get('p90_s'))} s; all {sessions.get('all', 0):,}, those still running "
+        f"counted to their end: mean {_n(sessions.get('all_mean_s'))} s (what the queue panel "
+        "shows once they have ended: the usual shopping time for the next sale, "
+        "`--onsale-large-shopping-seconds`)",
         "- polls: at most "
         f"{result['polls_per_s_max']:,} a second ({_n(result['polls_per_s_max_10s'])} over 10 s); "
         f"bound stated by the server: {_n(result['poll_bound'])}",

@@ -15,6 +15,9 @@ from collections.abc import Iterable, Sequence
 # come back; the line moves as holds lapse and shoppers give up, which nothing before it shows.
 PHASES = ("opening_minute", "rate_bound", "capacity_bound", "all_taken")
 OPENING_MINUTE_S = 60.0
+# Relative ETA errors only where the real wait was at least this long (as bench/queue_sim.py):
+# shorter waits are judged in seconds.
+MIN_ACTUAL_S = 10.0
 # Admission is capacity-bound while this share of max_active is shopping: between two ticks
 # (one a second) the slots freed by payments and departures stay empty until the next one.
 FULL_SHARE = 0.95
@@ -202,10 +205,12 @@ def phase_at(
     return "capacity_bound" if shopping >= full_share * max_active else "rate_bound"
 
 
-def _error_summary(errors: Sequence[float]) -> dict:
-    def rounded(value: float | None) -> float | None:
-        return None if value is None else round(value, 3)
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
+
+def _error_summary(errors: Sequence[float]) -> dict:
+    rounded = _rounded
     return {
         "polls": len(errors),
         "p50": rounded(percentile([abs(e) for e in errors], 0.5)),
@@ -222,6 +227,7 @@ def eta_error(
     max_active: int,
     *,
     all_taken_at: float | None = None,
+    min_actual_s: float = MIN_ACTUAL_S,
 ) -> dict:
     """How wrong the ETAs were. `shown`: (customer, time shown, eta_seconds) of every answer a
     waiting customer got; `admitted_at`: customer -> when the server admitted them.
@@ -232,6 +238,7 @@ def eta_error(
     moment it was shown (phase_at). ETAs of customers never admitted cannot be judged and
     are only counted, as are answers without an ETA (before opening)."""
     errors: dict[str, list[float]] = {phase: [] for phase in PHASES}
+    short: list[float] = []  # |ETA - actual| in seconds where the wait was short
     without_eta = unjudged = 0
     for customer, t, eta in shown:
         if eta is None:
@@ -241,6 +248,9 @@ def eta_error(
             unjudged += 1
             continue
         actual = max(1.0, admitted_at[customer] - t)
+        if actual < min_actual_s:
+            short.append(abs(eta - actual))
+            continue
         phase = phase_at(t, samples, max_active, all_taken_at=all_taken_at)
         errors[phase].append((eta - actual) / actual)
     everything = [e for phase in PHASES for e in errors[phase]]
@@ -248,6 +258,14 @@ def eta_error(
         **_error_summary(everything),
         "answers_without_eta": without_eta,
         "etas_of_customers_never_admitted": unjudged,
+        # Waits under min_actual_s: judged in seconds, not relatively (the admission tick is
+        # once a second, so 2 s for 1 s would be 100 %).
+        "short_waits": {
+            "answers": len(short),
+            "under_s": min_actual_s,
+            "abs_error_p50_s": _rounded(percentile(short, 0.5)),
+            "abs_error_p90_s": _rounded(percentile(short, 0.9)),
+        },
         "by_phase": {phase: _error_summary(errors[phase]) for phase in PHASES},
     }
 

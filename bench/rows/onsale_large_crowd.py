@@ -36,6 +36,11 @@ ATTEMPTS = 5  # a request answered 429, 503 or not at all is sent this often at 
 HOLD_CONFLICTS_MAX = 5  # 409 seats_unavailable this often: the customer gives up
 RETURNS_WAIT_S = (2.0, 3.0)  # nothing free but seats held by others: look again after this
 POLL_SLACK = (1.0, 1.1)  # poll at poll_after_seconds times this (never earlier than told)
+# A person's time, uniform in these spans (seconds): picking seats on the map before the first
+# hold, picking again after a conflict, entering the payment once the seats are held.
+CHOOSE_S = (5.0, 30.0)
+CHOOSE_AGAIN_S = (2.0, 8.0)
+PAY_S = (10.0, 40.0)
 
 
 class Pool:
@@ -300,6 +305,7 @@ class Crowd:
                     continue
                 await self.call("leave", "DELETE", "/api/v1/queue", token, headers=queue)
                 return "sold out"
+            await asyncio.sleep(rng.uniform(*(CHOOSE_AGAIN_S if conflicts else CHOOSE_S)))
             key, status, reservation = await self.call(
                 "hold",
                 "POST",
@@ -328,6 +334,7 @@ class Crowd:
         if record["plan"] == "walk away" and not waited_for_returns:
             return "walked away"
         path = f"/api/v1/reservations/{reservation['id']}"
+        await asyncio.sleep(rng.uniform(*PAY_S))
         key, status, _ = await self.idempotent("pay", f"{path}/payment", token)
         if status != 201:
             return (
@@ -361,9 +368,13 @@ class Crowd:
         waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(self.all_done.wait())]
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         ended_by = "every customer done" if self.all_done.is_set() else "stopped"
-        for task in [*tasks, *waiters]:
-            task.cancel()
-        await asyncio.gather(*tasks, *waiters, return_exceptions=True)
+        pending = {*tasks, *waiters}
+        while pending:
+            # Again every 2 s: Python 3.11's asyncio.wait_for can swallow a cancellation that
+            # arrives as its call completes, and such a customer would poll on for ever.
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=2)
         self.pool.close()
         return ended_by
 

@@ -294,9 +294,11 @@ def test_when_every_slot_is_taken_the_eta_is_the_pace_at_which_sessions_end():
     first = status_of(concert, 3, tokens[2], now=start)
     assert (first.position, first.eta_seconds) == (1, 315)
 
-    # Both leave after 60 s; 3 and 4 go in. Sessions seen: 60 + 60 s ended, two just begun
-    # (420 s each expected): 240 s on average, 2 slots -> one freed every 120 s; the running
-    # ones, just begun, are 120 s behind a steady line: 120 + 60 s.
+    # Both leave after 60 s; 3 and 4 go in. Two sessions seen to end weigh as much as the
+    # prior when 2 slots are a full house: a running one is now expected to last
+    # (2 x 420 + 120) / 4 = 240 s. Sessions seen: 60 + 60 s ended, two just begun (240 s
+    # each): 150 s on average, 2 slots -> one freed every 75 s; the running ones, just
+    # begun, are 75 s behind a steady line: 75 + 37.5 s.
     later = start + timedelta(seconds=60)
     for user_id in (1, 2):
         queue_leave(
@@ -304,7 +306,7 @@ def test_when_every_slot_is_taken_the_eta_is_the_pace_at_which_sessions_end():
         )
     queue_admit_tick(concert=concert, now=later)
     fifth = status_of(concert, 5, tokens[4], now=later)
-    assert (fifth.position, fifth.eta_seconds) == (1, 180)
+    assert (fifth.position, fifth.eta_seconds) == (1, 113)
 
 
 @pytest.mark.django_db
