@@ -106,14 +106,16 @@ def poll_bound(*, admit_per_minute: int, waiting: int, max_active: int, cap_s: i
     """The total poll rate of a line told to poll as scripts.poll_interval says (docs/queue.md,
     "Polling"): at most (C / k) (1 + ln(cap / min)) + N / cap' + A / 30 a second, for the
     configured pace C a second, k = POLL_SHARE_OF_ETA, N waiting, A = max_active admitted,
-    cap' = the mean capped interval (the cap less half its spread: 45 s for 60 s)."""
+    cap' = the harmonic mean of the capped intervals (the cap less 0 to half of it, in whole
+    seconds: 43.2 s for 60 s; a rate is the mean of 1 / interval, not 1 / the mean)."""
     from queueing import scripts
 
     pace = admit_per_minute / 60
     share, least = scripts.POLL_SHARE_OF_ETA, scripts.POLL_MIN_MS / 1000
     front = pace / share * (1 + math.log(max(1.0, cap_s / least)))
-    mean_cap = cap_s - (cap_s // 2) / 2
-    return front + waiting / mean_cap + max_active * 1000 / scripts.ADMITTED_POLL_MS
+    spread = cap_s // 2 + 1  # scripts.poll_interval: cap - (0 .. spread - 1) s
+    per_customer = sum(1 / max(least, cap_s - j) for j in range(spread)) / spread
+    return front + waiting * per_customer + max_active * 1000 / scripts.ADMITTED_POLL_MS
 
 
 def simulate(scenario: Scenario, *, concert_id: int | None = None) -> Result:

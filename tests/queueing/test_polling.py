@@ -1,12 +1,13 @@
 """Polling as told (poll_after_seconds from the place in line, 429 for a poll before its time),
 admissions that must be claimed, and the ETA against a virtual-time run of the real scripts."""
 
+import math
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from bench.queue_sim import Scenario, eta_errors, report, simulate
+from bench.queue_sim import Scenario, eta_errors, poll_bound, report, simulate
 from queueing.errors import QueuePollTooEarly
 from queueing.models import QueueAdmission
 from queueing.redis_queue import queue_keys, queue_redis
@@ -328,3 +329,14 @@ def test_the_eta_is_honest_on_a_small_simulated_on_sale():
     assert errors["p90"] <= 0.25
     for phase in errors["by_phase"].values():
         assert -0.10 <= phase["signed_p50"] <= 0.10
+
+
+def test_the_stated_poll_bound_counts_the_back_of_the_line_at_its_harmonic_mean_interval():
+    """Customers at the cap poll every 30-60 s (whole seconds): the line's rate is the mean of
+    1 / interval (1 / 43.2 s), more than 1 / the mean interval (1 / 45 s) would say."""
+    front = poll_bound(admit_per_minute=600, waiting=0, max_active=0, cap_s=60)
+    back = poll_bound(admit_per_minute=600, waiting=43_000, max_active=0, cap_s=60) - front
+
+    assert front == pytest.approx(10 / 0.25 * (1 + math.log(60)))
+    assert back == pytest.approx(43_000 * sum(1 / i for i in range(30, 61)) / 31)
+    assert back > 43_000 / 45
