@@ -209,6 +209,18 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
     return {"error": body}
 
 
+def read_only_refusal(request: HttpRequest) -> JsonResponse | None:
+    """405 in the one error shape for anything but GET and HEAD, for the plain Django views
+    outside DRF (/healthz, /metrics); None when the method is fine."""
+    if request.method in ("GET", "HEAD"):
+        return None
+    response = JsonResponse(
+        error_body("method_not_allowed", f'Method "{request.method}" not allowed.'), status=405
+    )
+    response["Allow"] = "GET, HEAD"
+    return response
+
+
 # DRF's exceptions -> the catalog entry that answers them. Subclasses are matched by walking
 # the MRO. The message stays DRF's own (it names the method, the media type, the wait).
 _DRF_ERRORS: dict[type[exceptions.APIException], type[DomainError]] = {

@@ -5,7 +5,7 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django_redis import get_redis_connection
 
-from .errors import RETRY_AFTER_SECONDS_ON_OUTAGE, error_body
+from .errors import RETRY_AFTER_SECONDS_ON_OUTAGE, error_body, read_only_refusal
 from .redis import GuardedRedisCluster, redis_client_cached
 
 logger = logging.getLogger(__name__)
@@ -46,13 +46,8 @@ def _queue_redis_ok() -> bool:
 def healthz(request: HttpRequest) -> JsonResponse:
     """200 when the database and Redis (and the queue's Redis, when it is a separate one)
     answer, else 503 naming the one that did not."""
-    if request.method not in ("GET", "HEAD"):
-        response = JsonResponse(
-            error_body("method_not_allowed", f'Method "{request.method}" not allowed.'),
-            status=405,
-        )
-        response["Allow"] = "GET, HEAD"
-        return response
+    if (refused := read_only_refusal(request)) is not None:
+        return refused
     checks = {
         "database": "ok" if _database_ok() else "unreachable",
         "redis": "ok" if _redis_ok() else "unreachable",

@@ -10,7 +10,7 @@ import time
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from config.errors import NotAuthenticated, PermissionDenied, error_body
+from config.errors import NotAuthenticated, PermissionDenied, error_body, read_only_refusal
 
 from . import metrics
 from .exposition import CONTENT_TYPE, scrape
@@ -67,13 +67,8 @@ class MetricsMiddleware:
         return response
 
     def answer_scrape(self, request: HttpRequest) -> HttpResponse:
-        if request.method not in ("GET", "HEAD"):
-            response = JsonResponse(
-                error_body("method_not_allowed", f'Method "{request.method}" not allowed.'),
-                status=405,
-            )
-            response["Allow"] = "GET, HEAD"
-            return response
+        if (refused := read_only_refusal(request)) is not None:
+            return refused
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
             error = NotAuthenticated()

@@ -32,11 +32,11 @@ from bench.harness.checks import check, invariant_checks
 from bench.harness.code import loadavg
 from bench.harness.cpu import cpu_delta
 from bench.harness.data import create_concert, create_customers, seat_blocks
-from bench.harness.logs import count_events, error_samples, log_offset, read_since
+from bench.harness.logs import log_offset
 from bench.harness.processes import System
 from bench.queue_sim import poll_bound
 from bench.rows import onsale_large_analysis as analysis
-from bench.rows.onsale import _database_outcome
+from bench.rows.onsale import database_outcome, log_problems, sale_checks, sale_sample
 
 ROWS = ("on-sale large",)
 CROWD = Path(__file__).resolve().parent / "onsale_large_crowd.py"
@@ -232,11 +232,11 @@ def run(
         raise RuntimeError(f"the crowd wrote no result; see {crowd_log}")
     crowd = json.loads(result_path.read_text())
     admissions = _admissions(ctx, opens_at)
-    db = _database_outcome(ctx, EMAIL_PREFIX)
+    db = database_outcome(ctx, EMAIL_PREFIX)
     db_connections.close_all()
     result = summarise(ctx, crowd, admissions, db, watch, connections=connections)
     result["cpu"] = _cpu(cpu_before, cpu_after, self_after - self_before, crowd)
-    result["logs"] = {name: _log_problems(path, offsets[name]) for name, path in logs.items()}
+    result["logs"] = {name: log_problems(path, offsets[name]) for name, path in logs.items()}
     result["server_errors"] = _server_errors(result["calls"], result["logs"])
     result["checks"] = _checks(ctx, db, result, admissions)
     result["loadavg_at_end"] = loadavg()
@@ -256,7 +256,7 @@ def _watch(proc: subprocess.Popen, ctx: dict, opens_at: float, cap_seconds: int)
     watch = {"timeline": [], "sold_out_s": None, "ended_by": "every customer done"}
     while proc.poll() is None:
         tick = time.monotonic()
-        sample = _sample(ctx, opens_at)
+        sample = sale_sample(ctx, opens_at)
         watch["timeline"].append(sample)
         if watch["sold_out_s"] is None and sample["sold"] >= ctx["seats"]:
             watch["sold_out_s"] = sample["t"]
@@ -271,30 +271,8 @@ def _watch(proc: subprocess.Popen, ctx: dict, opens_at: float, cap_seconds: int)
             watch["ended_by"] = f"the cap ({cap_seconds} s after opening)"
             break
         time.sleep(max(0.0, SAMPLE_SECONDS - (time.monotonic() - tick)))
-    watch["timeline"].append(_sample(ctx, opens_at))
+    watch["timeline"].append(sale_sample(ctx, opens_at))
     return watch
-
-
-def _sample(ctx: dict, opens_at: float) -> dict:
-    from django.db.models import Count
-
-    from concerts.models import Seat
-    from queueing.selectors import queue_stats
-
-    seats = dict(
-        Seat.objects.filter(schedule_id=ctx["schedule_id"])
-        .values_list("status")
-        .annotate(n=Count("id"))
-        .values_list("status", "n")
-    )
-    queue = queue_stats(concert_ids=[ctx["concert_id"]])[ctx["concert_id"]]
-    return {
-        "t": round(time.time() - opens_at, 2),
-        "sold": seats.get("sold", 0),
-        "held": seats.get("held", 0),
-        "waiting": queue.waiting,
-        "admitted": queue.admitted,
-    }
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -517,14 +495,6 @@ def _cpu(before: dict, after: dict, harness_seconds: float, crowd: dict) -> dict
     return cpu
 
 
-def _log_problems(path: Path, offset: int) -> dict:
-    text = read_since(path, offset)
-    return {
-        **count_events(text, ("tracebacks", "error_lines", "worker_timeouts")),
-        "samples": error_samples(text),
-    }
-
-
 def _server_errors(calls: dict, logs: dict) -> dict:
     return {
         "5xx": sum(c["5xx"] for c in calls.values()),
@@ -547,21 +517,7 @@ def _checks(ctx: dict, db: dict, result: dict, admissions: list[dict]) -> list[d
     most = result["max_admitted_at_once"]
     return [
         *invariant_checks(),
-        check(
-            "oversold: seats in two confirmed reservations of the schedule",
-            db["seats_in_two_confirmed"],
-            0,
-        ),
-        check(
-            "sold seats of the schedule = seats of its confirmed reservations",
-            db["sold"],
-            db["confirmed_seats"],
-        ),
-        check(
-            "double-charged: reservations with two payment debits",
-            db["reservations_debited_twice"],
-            0,
-        ),
+        *sale_checks(db),
         check("5xx answers", result["server_errors"]["5xx"], 0),
         check("requests without an answer (connection errors, timeouts)", unexpected, {}),
         check(
